@@ -1,0 +1,188 @@
+"""Configuration: the environment first, then the branch TOML file it names."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+DEMO_CONFIG = Path(__file__).with_name("zhongnan.toml")
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_PORTS = {"kiosk": 5001, "counter": 5002, "pager": 5003}
+
+# Ids appear in URLs, Redis keys and tokens: keep them to a safe alphabet (no dots, slashes, braces).
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Category(_Strict):
+    id: Ident
+    prefix: Annotated[str, StringConstraints(pattern=r"^[A-Z]{1,2}$")]
+    name: str
+    name_en: str
+    service_minutes: float = Field(default=5, gt=0, le=240)
+    # VIP customers are counted apart in pause pages and watched for waiting too long.
+    vip: bool = False
+
+
+class Counter(_Strict):
+    id: Ident
+    window: Annotated[str, StringConstraints(min_length=1, max_length=16)]
+    serves: list[Ident] = Field(min_length=1)
+    # The counter whose window takes this counter's customers first while this one is paused.
+    pause_redirect: Ident | None = None
+
+
+class Manager(_Strict):
+    id: Ident
+    name: str
+    name_en: str
+
+
+class PauseReason(_Strict):
+    id: Ident
+    name: str
+    name_en: str
+
+
+class Escalation(_Strict):
+    """Seconds unacknowledged before the next level is paged, per priority (0 = never escalate)."""
+
+    urgent_s: float = Field(default=20, ge=0)
+    high_s: float = Field(default=45, ge=0)
+    normal_s: float = Field(default=120, ge=0)
+    low_s: float = Field(default=0, ge=0)
+    repeat_urgent_s: float = Field(default=15, ge=0)
+
+
+class Branch(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
+
+    id: Ident
+    name: str
+    name_en: str
+    timezone: str = "Asia/Shanghai"
+    vip_wait_threshold_minutes: float = Field(default=10, gt=0)
+    categories: list[Category] = Field(min_length=1)
+    counters: list[Counter] = Field(min_length=1)
+    managers: list[Manager] = Field(min_length=1)
+    pause_reasons: list[PauseReason] = Field(min_length=1)
+    escalation: Escalation = Escalation()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Branch:
+        for kind, items in (
+            ("category", self.categories),
+            ("counter", self.counters),
+            ("manager", self.managers),
+            ("pause reason", self.pause_reasons),
+        ):
+            ids = [item.id for item in items]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"duplicate {kind} id in branch {self.id}")
+        prefixes = [c.prefix for c in self.categories]
+        if len(prefixes) != len(set(prefixes)):
+            raise ValueError(f"duplicate ticket prefix in branch {self.id}")
+        categories = {c.id for c in self.categories}
+        counters = {c.id for c in self.counters}
+        for counter in self.counters:
+            unknown = set(counter.serves) - categories
+            if unknown:
+                raise ValueError(f"counter {counter.id} serves unknown categories {sorted(unknown)}")
+            if counter.pause_redirect is not None and counter.pause_redirect not in counters - {counter.id}:
+                raise ValueError(f"counter {counter.id} redirects to unknown counter {counter.pause_redirect}")
+        return self
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def category(self, category_id: str) -> Category | None:
+        return next((c for c in self.categories if c.id == category_id), None)
+
+    def counter(self, counter_id: str) -> Counter | None:
+        return next((c for c in self.counters if c.id == counter_id), None)
+
+    def manager(self, manager_id: str) -> Manager | None:
+        return next((m for m in self.managers if m.id == manager_id), None)
+
+    def pause_reason(self, reason_id: str) -> PauseReason | None:
+        return next((r for r in self.pause_reasons if r.id == reason_id), None)
+
+    def category_for_number(self, number: str) -> Category | None:
+        """Return the category whose prefix starts a ticket number such as V007."""
+        letters = number.rstrip("0123456789")
+        return next((c for c in self.categories if c.prefix == letters), None)
+
+
+class BranchFile(_Strict):
+    branches: list[Branch] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> BranchFile:
+        ids = [b.id for b in self.branches]
+        if len(ids) != len(set(ids)):
+            raise ValueError("duplicate branch id")
+        return self
+
+
+class Settings(BaseModel):
+    """Process settings, read from the environment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    redis_url: str = DEFAULT_REDIS_URL
+    config_path: Path = DEMO_CONFIG
+    ports: dict[str, int] = dict(DEFAULT_PORTS)
+    # How long an alert may sit in the outbox without a page before the sweeper sends it again.
+    outbox_grace_s: float = 3.0
+    stream_maxlen: int = 10_000
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        ports = {name: int(env.get(f"{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
+        return cls(
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            config_path=Path(env.get("LOBBY_CONFIG") or DEMO_CONFIG),
+            ports=ports,
+        )
+
+
+def load_branches(path: Path) -> dict[str, Branch]:
+    """Read and validate a branch TOML file."""
+    with open(path, "rb") as fh:
+        parsed = BranchFile.model_validate(tomllib.load(fh))
+    return {b.id: b for b in parsed.branches}
+
+
+@lru_cache(maxsize=8)
+def branches_at(path: Path) -> dict[str, Branch]:
+    return load_branches(path)
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def branches() -> dict[str, Branch]:
+    """Return the branches of the configured file (cached per path)."""
+    return branches_at(settings().config_path)

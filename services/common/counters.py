@@ -1,0 +1,89 @@
+"""Counter state and routing: who is open, who pauses, and which lines each counter calls from.
+
+The counter service writes this state; the kiosk reads it for the screen's redirect notice
+and wait estimates. A redirect (rule 1) is a routing override: while the VIP counter pauses,
+its categories are called first by the counter it redirects to.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from services.common import keys
+from services.common.config import Branch
+
+OPEN, PAUSED, CLOSED = "open", "paused", "closed"
+REDIRECT_REASON = "vip_counter_paused"
+
+
+@dataclass(frozen=True)
+class CounterState:
+    id: str
+    status: str
+    serving: str | None
+    pause: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class RedirectRule:
+    category: str
+    from_counter: str
+    to_counter: str
+    window: str
+    since: str
+    reason: str = REDIRECT_REASON
+
+
+def load(r: redis.Redis, branch: Branch, counter_id: str) -> CounterState:
+    raw = r.hgetall(keys.counter(branch.id, counter_id))
+    return _state(counter_id, raw)
+
+
+def load_all(r: redis.Redis, branch: Branch) -> dict[str, CounterState]:
+    pipe = r.pipeline(transaction=False)
+    for c in branch.counters:
+        pipe.hgetall(keys.counter(branch.id, c.id))
+    return {c.id: _state(c.id, raw) for c, raw in zip(branch.counters, pipe.execute(), strict=True)}
+
+
+def _state(counter_id: str, raw: dict[str, str]) -> CounterState:
+    pause = raw.get("pause")
+    return CounterState(
+        id=counter_id,
+        status=raw.get("status") or OPEN,
+        serving=raw.get("serving") or None,
+        pause=json.loads(pause) if pause else None,
+    )
+
+
+def redirects(r: redis.Redis, branch: Branch) -> dict[str, RedirectRule]:
+    """Return the redirects in force, by category."""
+    return {cat: RedirectRule(**json.loads(raw)) for cat, raw in r.hgetall(keys.redirects(branch.id)).items()}
+
+
+def call_order(branch: Branch, counter_id: str, rules: dict[str, RedirectRule]) -> list[str]:
+    """Return the categories this counter calls from, first to last."""
+    counter = branch.counter(counter_id)
+    if counter is None:
+        return []
+    redirected_here = [cat for cat, rule in rules.items() if rule.to_counter == counter_id]
+    # Redirected customers have waited for a paused counter already: they go first, in config order.
+    first = [c.id for c in branch.categories if c.id in redirected_here]
+    return first + [c for c in counter.serves if c not in first]
+
+
+def serving_counters(branch: Branch, category: str, states: dict[str, CounterState],
+                     rules: dict[str, RedirectRule]) -> int:
+    """Count the open counters that call this category now (paused and closed ones do not count)."""
+    count = 0
+    for c in branch.counters:
+        if states[c.id].status != OPEN:
+            continue
+        rule = rules.get(category)
+        if category in c.serves or (rule is not None and rule.to_counter == c.id):
+            count += 1
+    return count

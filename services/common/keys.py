@@ -1,0 +1,100 @@
+"""Redis key names. Every key of a branch carries the `{branch}` hash tag, so it shares one slot."""
+
+PREFIX = "lobby"
+
+# Stream names of the live views, one per audience.
+SCREEN = "screen"
+DEVICE = "device"
+
+
+def branch(branch_id: str) -> str:
+    return f"{PREFIX}:{{{branch_id}}}"
+
+
+def ticket_seq(branch_id: str, day: str, category: str) -> str:
+    """Counter behind the numbers of one category on one day (V001, V002, ...)."""
+    return f"{branch(branch_id)}:seq:{day}:{category}"
+
+
+def ticket(branch_id: str, day: str, number: str) -> str:
+    return f"{branch(branch_id)}:ticket:{day}:{number}"
+
+
+def ticket_prefix(branch_id: str, day: str) -> str:
+    return f"{branch(branch_id)}:ticket:{day}:"
+
+
+def line(branch_id: str, day: str, category: str) -> str:
+    """Sorted set of the waiting tickets of one category: member number, score issue time (ms)."""
+    return f"{branch(branch_id)}:line:{day}:{category}"
+
+
+def calls(branch_id: str, day: str) -> str:
+    """List of the latest calls, newest first, as JSON."""
+    return f"{branch(branch_id)}:calls:{day}"
+
+
+def counter(branch_id: str, counter_id: str) -> str:
+    return f"{branch(branch_id)}:counter:{counter_id}"
+
+
+def redirects(branch_id: str) -> str:
+    """Hash: category -> JSON of the redirect in force for it."""
+    return f"{branch(branch_id)}:redirects"
+
+
+def stream(branch_id: str, audience: str) -> str:
+    return f"{branch(branch_id)}:stream:{audience}"
+
+
+def terminal_stream(branch_id: str, counter_id: str) -> str:
+    return stream(branch_id, f"counter:{counter_id}")
+
+
+def alert(branch_id: str, alert_id: str) -> str:
+    return f"{branch(branch_id)}:alert:{alert_id}"
+
+
+def outbox(branch_id: str) -> str:
+    """Hash: alert id -> page request JSON, for alerts whose page is not written yet."""
+    return f"{branch(branch_id)}:outbox"
+
+
+def outbox_times(branch_id: str) -> str:
+    """Sorted set: alert id -> time (ms) it entered the outbox."""
+    return f"{branch(branch_id)}:outbox:times"
+
+
+def page(branch_id: str, page_id: str) -> str:
+    return f"{branch(branch_id)}:page:{page_id}"
+
+
+def page_for_alert(branch_id: str) -> str:
+    """Hash: alert id -> page id; makes page creation idempotent per alert."""
+    return f"{branch(branch_id)}:page-for-alert"
+
+
+def pages_all(branch_id: str) -> str:
+    return f"{branch(branch_id)}:pages:all"
+
+
+def pages_active(branch_id: str) -> str:
+    """Sorted set of pages not yet resolved, by creation time (ms)."""
+    return f"{branch(branch_id)}:pages:active"
+
+
+def token(branch_id: str, token_id: str) -> str:
+    return f"{branch(branch_id)}:token:{token_id}"
+
+
+def tokens(branch_id: str) -> str:
+    return f"{branch(branch_id)}:tokens"
+
+
+def idempotency(branch_id: str, caller: str, key: str) -> str:
+    return f"{branch(branch_id)}:idem:{caller}:{key}"
+
+
+def outbox_branches() -> str:
+    """Set of branch ids that have ever used the outbox, so a sweeper knows where to look."""
+    return f"{PREFIX}:outbox-branches"

@@ -1,0 +1,14 @@
+"""Jobs the counter worker runs (queue `counter`): bring page news to the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.contracts import PageEvent
+from services.common.redis import get_redis
+from services.counter import alerts
+
+
+def page_event(payload: dict[str, Any]) -> None:
+    """Record what became of an alert's page and tell the counter's terminal."""
+    alerts.apply_page_event(get_redis(), PageEvent.model_validate(payload))

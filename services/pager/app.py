@@ -1,0 +1,16 @@
+"""The pager service: the lobby manager's device feed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_openapi3 import OpenAPI
+
+from services.common.web import create_service_app
+from services.pager.api import api
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
+    app = create_service_app(__name__, "pager", test_config)
+    app.register_api(api)
+    return app

@@ -1,0 +1,59 @@
+"""Jobs the pager worker runs (queue `pager`): turn alerts into pages, and sweep the outbox."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+
+from services.common import clock, contracts, keys
+from services.common.config import branches, settings
+from services.common.contracts import PAGE_EVENT, PageEvent, PageRequest
+from services.common.redis import get_redis
+from services.pager import pages
+
+log = logging.getLogger("lobby.pager")
+
+
+def create_page(payload: dict[str, Any]) -> str:
+    """Create the page for an alert (once, however often asked) and tell the counter it is out."""
+    request = PageRequest.model_validate(payload)
+    return deliver(get_redis(), request)
+
+
+def deliver(r: redis.Redis, request: PageRequest) -> str:
+    branch = branches()[request.branch]
+    page, new = pages.create(r, branch, request)
+    if new:
+        log.info("page %s (%s, %s) for alert %s at counter %s", page.id, page.kind, page.priority,
+                 request.alert_id, page.counter)
+        contracts.enqueue(PAGE_EVENT, PageEvent(
+            branch=branch.id, alert_id=request.alert_id, counter=page.counter, page_id=page.id,
+            event="created", at=page.created_at,
+        ))
+    return page.id
+
+
+def sweep_outbox(r: redis.Redis | None = None, grace_s: float | None = None) -> int:
+    """Deliver every alert that has waited in the outbox longer than the grace time; return how many."""
+    r = r or get_redis()
+    grace_ms = int(1000 * (settings().outbox_grace_s if grace_s is None else grace_s))
+    cutoff = clock.now_ms() - grace_ms
+    delivered = 0
+    for branch_id in r.smembers(keys.outbox_branches()):
+        if branch_id not in branches():
+            continue
+        for alert_id in r.zrangebyscore(keys.outbox_times(branch_id), "-inf", cutoff, start=0, num=500):
+            raw = r.hget(keys.outbox(branch_id), alert_id)
+            if raw is None:
+                r.zrem(keys.outbox_times(branch_id), alert_id)
+                continue
+            try:
+                deliver(r, PageRequest.model_validate_json(raw))
+                delivered += 1
+            except Exception:
+                log.exception("sweeper could not deliver alert %s of %s", alert_id, branch_id)
+    if delivered:
+        log.warning("sweeper delivered %d alert(s) left in the outbox", delivered)
+    return delivered

@@ -1,0 +1,131 @@
+"""The whole system as child processes: Redis (when none is given), three web services, three workers.
+
+`lobby up` runs it in the foreground; the end-to-end tests run it against their own Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+from services.common.contracts import QUEUES
+from services.common.redis_server import RedisServer
+
+log = logging.getLogger("lobby.stack")
+SERVICES = ("kiosk", "counter", "pager")
+# Threaded workers: a Server-Sent Events client holds one thread for as long as it listens.
+GUNICORN_THREADS = 64
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+
+@dataclass
+class Stack:
+    """Start and stop every process of the system; restart any that dies while it runs."""
+
+    ports: dict[str, int]
+    redis_url: str | None = None
+    config_path: Path | None = None
+    host: str = "127.0.0.1"
+    var_dir: Path = Path("var")
+    redis_port: int | None = None
+    log_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    children: list[Child] = field(default_factory=list)
+    redis: RedisServer | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env["REDIS_URL"] = self.redis_url or ""
+        if self.config_path:
+            env["LOBBY_CONFIG"] = str(self.config_path)
+        for name, port in self.ports.items():
+            env[f"{name.upper()}_PORT"] = str(port)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+    def url(self, service: str) -> str:
+        return f"http://{self.host}:{self.ports[service]}"
+
+    def start(self, timeout_s: float = 30.0) -> Stack:
+        if not self.redis_url:
+            self.redis = RedisServer(self.var_dir / "redis", self.redis_port).start()
+            self.redis_url = self.redis.url
+        for service in SERVICES:
+            self.children.append(Child(f"{service}-web", [
+                sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads",
+                str(GUNICORN_THREADS), "--workers", "1", "--bind", f"{self.host}:{self.ports[service]}",
+                "--graceful-timeout", "3", "--timeout", "60", "--log-level", "warning",
+                f"services.{service}.app:create_app()",
+            ]))
+        for queue in QUEUES:
+            self.children.append(Child(f"{queue}-worker", [sys.executable, "-m", "services.cli", "worker", queue]))
+        for child in self.children:
+            self._spawn(child)
+        self.wait_ready(timeout_s)
+        return self
+
+    def _spawn(self, child: Child) -> None:
+        out = None
+        if self.log_dir:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            out = open(self.log_dir / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it
+        child.process = subprocess.Popen(child.args, env=self.env(), stdout=out, stderr=subprocess.STDOUT
+                                         if out else None)
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for service in SERVICES:
+            while True:
+                try:
+                    if requests.get(f"{self.url(service)}/readyz", timeout=1).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{service} did not become ready on port {self.ports[service]}")
+                time.sleep(0.1)
+
+    def child(self, name: str) -> Child:
+        return next(c for c in self.children if c.name == name)
+
+    def supervise_once(self) -> None:
+        """Restart children that died (a crashed worker must not leave pages unsent)."""
+        for child in self.children:
+            if child.process is not None and child.process.poll() is not None:
+                log.warning("%s exited with %s; restarting", child.name, child.process.returncode)
+                child.restarts += 1
+                self._spawn(child)
+
+    def stop(self) -> None:
+        for child in self.children:
+            if child.process and child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + 10
+        for child in self.children:
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        self.children.clear()
+        if self.redis:
+            self.redis.stop()
+            self.redis = None
