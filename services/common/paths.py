@@ -12,7 +12,7 @@ TICKET_NUMBER = r"^[A-Z]{1,2}[0-9]{3,6}$"
 class Strict(BaseModel):
     """A request model that refuses unknown fields."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BranchPath(BaseModel):

@@ -17,7 +17,7 @@ from services.common import clock, contracts, keys, streams
 from services.common.config import Branch, Manager
 from services.common.contracts import PAGE_EVENT, PageEvent, PageRequest
 from services.common.errors import Conflict, NotFound
-from services.common.schemas import Page
+from services.common.schemas import AuditEntry, Page
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 PAGE, PAGE_UPDATED = "page", "page_updated"
@@ -29,8 +29,8 @@ def new_id() -> str:
     return f"p{clock.now_ms():x}-{secrets.token_hex(3)}"
 
 
-def _audit(event: str, by: str | None = None, **extra: Any) -> dict[str, Any]:
-    return {"at": clock.iso(clock.now()), "event": event, "by": by, **extra}
+def _audit(event: str, by: str | None = None, **extra: Any) -> AuditEntry:
+    return AuditEntry(at=clock.iso(clock.now()), event=event, by=by, **extra)
 
 
 def create(r: redis.Redis, branch: Branch, request: PageRequest) -> tuple[Page, bool]:

@@ -1,0 +1,151 @@
+"""Fixtures: a real Redis on a free port, the apps, in-process workers, and the whole stack over HTTP."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+
+from services.common import auth, contracts
+from services.common.config import DEMO_CONFIG, branches_at
+from services.common.redis_server import RedisServer, free_port
+from services.stack import Stack
+from tests.sse import SSEClient
+
+BRANCH = "zhongnan"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    os.environ["REDIS_URL"] = server.url
+    os.environ.pop("LOBBY_CONFIG", None)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client on the test Redis, with every lobby key removed before and after the test."""
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    _clean(client)
+    yield client
+    _clean(client)
+    client.close()
+
+
+def _clean(client: redis.Redis) -> None:
+    # Only our keys and the queues' jobs: the stack's RQ workers keep their own registrations.
+    for pattern in ("lobby:*", "rq:job:*", "rq:queue:*", "rq:scheduled:*"):
+        for key in client.scan_iter(pattern, count=1000):
+            client.delete(key)
+
+
+@pytest.fixture
+def branch():
+    return branches_at(DEMO_CONFIG)[BRANCH]
+
+
+@pytest.fixture
+def apps(r: redis.Redis):
+    """The three Flask apps, in process, on the test Redis."""
+    from services.counter.app import create_app as counter_app
+    from services.kiosk.app import create_app as kiosk_app
+    from services.pager.app import create_app as pager_app
+
+    return {"kiosk": kiosk_app({"TESTING": True}), "counter": counter_app({"TESTING": True}),
+            "pager": pager_app({"TESTING": True})}
+
+
+@pytest.fixture
+def clients(apps):
+    return {name: app.test_client() for name, app in apps.items()}
+
+
+def run_jobs(r: redis.Redis, *queues: str) -> None:
+    """Run every queued job in process until the queues are empty (jobs enqueue jobs)."""
+    raw = redis.Redis.from_url(os.environ["REDIS_URL"])
+    names = queues or contracts.QUEUES
+    for _ in range(5):
+        qs = [contracts.queue(q, raw) for q in names]
+        if not any(q.count for q in qs):
+            return
+        SimpleWorker(qs, connection=raw, serializer=JSONSerializer).work(burst=True)
+
+
+@pytest.fixture
+def jobs(r: redis.Redis):
+    return lambda *queues: run_jobs(r, *queues)
+
+
+@pytest.fixture
+def token(r: redis.Redis):
+    """Issue a token: token("counter", "vip") or token("device", "lobby-manager")."""
+
+    def issue(kind: str, subject: str, branch_id: str = BRANCH) -> str:
+        return auth.issue(r, branch_id, kind, subject)
+
+    return issue
+
+
+@pytest.fixture(scope="session")
+def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole system as it runs in a branch: gunicorn services and RQ workers, on the test Redis."""
+    logs = tmp_path_factory.mktemp("stack-logs")
+    running = Stack(ports={"kiosk": free_port(), "counter": free_port(), "pager": free_port()},
+                    redis_url=redis_server.url, config_path=DEMO_CONFIG, log_dir=logs).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def live(stack: Stack, r: redis.Redis):
+    """The running stack, with a clean Redis for this test."""
+    return stack
+
+
+@pytest.fixture
+def sse() -> Iterator[callable]:
+    opened: list[SSEClient] = []
+
+    def open_stream(url: str, **kwargs) -> SSEClient:
+        client = SSEClient(url, **kwargs).start()
+        opened.append(client)
+        return client
+
+    yield open_stream
+    for client in opened:
+        client.close()
+
+
+def stack_logs(stack: Stack) -> str:
+    """Return the tail of every child's log, for a failing test's message."""
+    out = []
+    for log in sorted(Path(stack.log_dir or ".").glob("*.log")):
+        out.append(f"== {log.name}\n" + log.read_text(errors="replace")[-3000:])
+    return "\n".join(out)
+
+
+def settle(timeout: float = 10.0) -> None:
+    """Wait until the stack's workers have run every queued job (twice idle in a row)."""
+    import time
+
+    from rq.registry import StartedJobRegistry
+
+    raw = redis.Redis.from_url(os.environ["REDIS_URL"])
+    deadline = time.monotonic() + timeout
+    idle = 0
+    while idle < 2:
+        busy = 0
+        for name in contracts.QUEUES:
+            q = contracts.queue(name, raw)
+            busy += q.count + StartedJobRegistry(queue=q).count
+        idle = idle + 1 if busy == 0 else 0
+        if time.monotonic() > deadline:
+            raise AssertionError("workers did not settle")
+        time.sleep(0.05)
