@@ -68,14 +68,18 @@ def clients(apps):
 
 
 def run_jobs(r: redis.Redis, *queues: str) -> None:
-    """Run every queued job in process until the queues are empty (jobs enqueue jobs)."""
+    """Run every queued job in process until the queues are empty (jobs enqueue jobs).
+
+    When the session's stack is up its workers may take some of the jobs: wait for them to finish too.
+    """
     raw = redis.Redis.from_url(os.environ["REDIS_URL"])
     names = queues or contracts.QUEUES
     for _ in range(5):
         qs = [contracts.queue(q, raw) for q in names]
         if not any(q.count for q in qs):
-            return
+            break
         SimpleWorker(qs, connection=raw, serializer=JSONSerializer).work(burst=True)
+    settle()
 
 
 @pytest.fixture
