@@ -13,7 +13,7 @@ from types import FrameType
 
 from services.common import auth
 from services.common.config import Settings, load_branches
-from services.common.contracts import PAGER, QUEUES
+from services.common.contracts import COUNTER, PAGER, QUEUES
 from services.common.redis import get_redis
 
 
@@ -95,9 +95,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     periodic = []
     if args.queue == PAGER:
-        from services.pager.jobs import sweep_outbox
+        from services.pager.jobs import sweep
 
-        periodic.append((1.0, sweep_outbox))
+        periodic.append((1.0, sweep))
+    elif args.queue == COUNTER:
+        from services.counter.watch import watch
+
+        periodic.append((1.0, watch))
     worker.run(args.queue, periodic=periodic, burst=args.burst)
     return 0
 

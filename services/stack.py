@@ -96,9 +96,11 @@ class Stack:
                         break
                 except requests.RequestException:
                     pass
-                if time.monotonic() > deadline:
+                died = [c.name for c in self.children if c.process and c.process.poll() is not None]
+                if died or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"{service} did not become ready on port {self.ports[service]}")
+                    raise RuntimeError(f"{service} did not become ready on port {self.ports[service]}"
+                                       + (f"; {', '.join(died)} exited" if died else ""))
                 time.sleep(0.1)
 
     def child(self, name: str) -> Child:

@@ -20,11 +20,32 @@ from tests.sse import SSEClient
 BRANCH = "zhongnan"
 
 
+QUICK = "quick"
+# A second branch, like the demo but with timers short enough to watch escalation in a test.
+QUICK_ESCALATION = """[branches.escalation]
+urgent_s = 3
+high_s = 2
+normal_s = 2
+low_s = 0
+repeat_urgent_s = 1
+"""
+
+
+def quick_branch_toml() -> str:
+    demo = DEMO_CONFIG.read_text(encoding="utf-8")
+    quick = demo.replace('id = "zhongnan"', f'id = "{QUICK}"')
+    quick = quick[: quick.index("[branches.escalation]")] + QUICK_ESCALATION
+    return demo + "\n" + quick[quick.index("[[branches]]\nid"):]
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The tests' own Redis, and the branch file every process of the session reads (demo + quick)."""
     server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    config = tmp_path_factory.mktemp("config") / "branches.toml"
+    config.write_text(quick_branch_toml(), encoding="utf-8")
     os.environ["REDIS_URL"] = server.url
-    os.environ.pop("LOBBY_CONFIG", None)
+    os.environ["LOBBY_CONFIG"] = str(config)
     yield server
     server.stop()
 
@@ -49,6 +70,11 @@ def _clean(client: redis.Redis) -> None:
 @pytest.fixture
 def branch():
     return branches_at(DEMO_CONFIG)[BRANCH]
+
+
+@pytest.fixture
+def quick_branch(redis_server):
+    return branches_at(Path(os.environ["LOBBY_CONFIG"]))[QUICK]
 
 
 @pytest.fixture
@@ -102,7 +128,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     """The whole system as it runs in a branch: gunicorn services and RQ workers, on the test Redis."""
     logs = tmp_path_factory.mktemp("stack-logs")
     running = Stack(ports={"kiosk": free_port(), "counter": free_port(), "pager": free_port()},
-                    redis_url=redis_server.url, config_path=DEMO_CONFIG, log_dir=logs).start()
+                    redis_url=redis_server.url, config_path=Path(os.environ["LOBBY_CONFIG"]), log_dir=logs).start()
     yield running
     running.stop()
 

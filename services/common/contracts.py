@@ -34,6 +34,8 @@ TICKET_CALLED = JobSpec(KIOSK, "services.kiosk.jobs.ticket_called")
 SCREEN_CHANGED = JobSpec(KIOSK, "services.kiosk.jobs.screen_changed")
 # Pager: turn an alert in the outbox into a page.
 CREATE_PAGE = JobSpec(PAGER, "services.pager.jobs.create_page")
+# Pager: a page's timer (repeat or escalation) is due.
+PAGE_TIMER = JobSpec(PAGER, "services.pager.jobs.page_timer")
 # Counter: tell the terminal what became of its alert.
 PAGE_EVENT = JobSpec(COUNTER, "services.counter.jobs.page_event")
 
@@ -92,10 +94,19 @@ class PageRequest(Payload):
     created_at: str
 
 
+class PageTimer(Payload):
+    """A page's repeat or escalation falls due at due_ms (epoch ms); stale when the page moved on."""
+
+    page_id: str
+    kind: Literal["repeat", "escalate"]
+    due_ms: int
+
+
 class PageEvent(Payload):
-    """What became of an alert's page, for the counter that raised it."""
+    """What became of an alert's page, for the counter that raised it (and the presses folded in)."""
 
     alert_id: str
+    alert_ids: list[str] = Field(default_factory=list)
     counter: str
     page_id: str
     event: Literal["created", "updated", "acknowledged", "replied", "resolved"]

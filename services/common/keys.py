@@ -98,3 +98,23 @@ def idempotency(branch_id: str, caller: str, key: str) -> str:
 def outbox_branches() -> str:
     """Set of branch ids that have ever used the outbox, so a sweeper knows where to look."""
     return f"{PREFIX}:outbox-branches"
+
+
+def page_open_for(branch_id: str) -> str:
+    """Hash: "<counter>:<kind>" -> id of the unresolved page that repeat presses fold into."""
+    return f"{branch(branch_id)}:page-open-for"
+
+
+def timers(branch_id: str) -> str:
+    """Sorted set: "<page id>:<repeat|escalate>" -> when it is due (ms). The durable truth of timers."""
+    return f"{branch(branch_id)}:timers"
+
+
+def vip_wait_paged(branch_id: str, day: str) -> str:
+    """Set of the tickets of a day already paged for waiting too long."""
+    return f"{branch(branch_id)}:vip-wait-paged:{day}"
+
+
+def pause_overrun_paged(branch_id: str) -> str:
+    """Set of pause alert ids whose overrun has been paged."""
+    return f"{branch(branch_id)}:pause-overrun-paged"

@@ -96,8 +96,10 @@ class Page(BaseModel):
     acknowledged_by: str | None = None
     resolved_at: str | None = None
     resolution_note: str | None = None
-    escalation_level: int = 0
-    presses: int = 1
+    escalation_level: int = Field(default=0, description="0 = first responder; n = the n-th manager after")
+    paged: list[str] = Field(default_factory=list, description="managers paged so far, in escalation order")
+    presses: int = Field(default=1, description="repeat presses folded into this page")
+    repeats: int = Field(default=0, description="times the page was sent again unacknowledged")
     replies: list[dict[str, Any]] = Field(default_factory=list)
     audit: list[AuditEntry] = Field(default_factory=list)
 

@@ -87,19 +87,22 @@ def load(r: redis.Redis, branch_id: str, alert_id: str) -> Alert | None:
 
 def apply_page_event(r: redis.Redis, event: PageEvent) -> None:
     """Record on the alert what became of its page, and tell the counter's terminal."""
-    key = keys.alert(event.branch, event.alert_id)
-    if not r.exists(key):
+    alert_ids = [a for a in dict.fromkeys([event.alert_id, *event.alert_ids])
+                 if r.exists(keys.alert(event.branch, a))]
+    if not alert_ids:
         return
     terminal = keys.terminal_stream(event.branch, event.counter)
     pipe = r.pipeline()
-    pipe.hset(key, "page_id", event.page_id)
-    if event.event == "acknowledged":
-        pipe.hset(key, mapping={"status": ACKNOWLEDGED, "acknowledged_by": event.by_name or event.by or "",
-                                "acknowledged_at": event.at})
-    elif event.event == "replied":
-        pipe.hset(key, "reply", event.message or "")
-    elif event.event == "resolved":
-        pipe.hset(key, "status", RESOLVED)
+    for alert_id in alert_ids:
+        key = keys.alert(event.branch, alert_id)
+        pipe.hset(key, "page_id", event.page_id)
+        if event.event == "acknowledged":
+            pipe.hset(key, mapping={"status": ACKNOWLEDGED, "acknowledged_by": event.by_name or event.by or "",
+                                    "acknowledged_at": event.at})
+        elif event.event == "replied":
+            pipe.hset(key, "reply", event.message or "")
+        elif event.event == "resolved":
+            pipe.hset(key, "status", RESOLVED)
     pipe.execute()
     alert = load(r, event.branch, event.alert_id)
     data = {"alert": alert.model_dump(mode="json") if alert else None, "at": event.at}

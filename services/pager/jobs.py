@@ -9,9 +9,9 @@ import redis
 
 from services.common import clock, contracts, keys
 from services.common.config import branches, settings
-from services.common.contracts import PAGE_EVENT, PageEvent, PageRequest
+from services.common.contracts import PAGE_EVENT, PageEvent, PageRequest, PageTimer
 from services.common.redis import get_redis
-from services.pager import pages
+from services.pager import escalation, pages
 
 log = logging.getLogger("lobby.pager")
 
@@ -24,15 +24,34 @@ def create_page(payload: dict[str, Any]) -> str:
 
 def deliver(r: redis.Redis, request: PageRequest) -> str:
     branch = branches()[request.branch]
-    page, new = pages.create(r, branch, request)
-    if new:
-        log.info("page %s (%s, %s) for alert %s at counter %s", page.id, page.kind, page.priority,
+    page, outcome = pages.create(r, branch, request)
+    if outcome != "existing":
+        log.info("page %s %s (%s, %s) for alert %s at counter %s", page.id, outcome, page.kind, page.priority,
                  request.alert_id, page.counter)
         contracts.enqueue(PAGE_EVENT, PageEvent(
             branch=branch.id, alert_id=request.alert_id, counter=page.counter, page_id=page.id,
             event="created", at=page.created_at,
         ))
     return page.id
+
+
+def page_timer(payload: dict[str, Any]) -> str:
+    """Repeat or escalate a page whose timer is due, unless it was acknowledged meanwhile."""
+    timer = PageTimer.model_validate(payload)
+    return escalation.fire(get_redis(), branches()[timer.branch], timer.page_id, timer.kind, timer.due_ms)
+
+
+def sweep_timers(r: redis.Redis | None = None, grace_s: float | None = None) -> int:
+    """Fire every page timer overdue by more than the grace time (its job was lost); return how many."""
+    r = r or get_redis()
+    grace = settings().outbox_grace_s if grace_s is None else grace_s
+    return sum(escalation.sweep(r, branch, grace) for branch in branches().values())
+
+
+def sweep(r: redis.Redis | None = None) -> None:
+    """The pager worker's housekeeping, every second: the outbox, then overdue timers."""
+    sweep_outbox(r)
+    sweep_timers(r)
 
 
 def sweep_outbox(r: redis.Redis | None = None, grace_s: float | None = None) -> int:

@@ -18,6 +18,7 @@ from services.common.config import Branch, Manager
 from services.common.contracts import PAGE_EVENT, PageEvent, PageRequest
 from services.common.errors import Conflict, NotFound
 from services.common.schemas import AuditEntry, Page
+from services.pager import escalation
 
 OPEN, ACKNOWLEDGED, RESOLVED = "open", "acknowledged", "resolved"
 PAGE, PAGE_UPDATED = "page", "page_updated"
@@ -33,42 +34,74 @@ def _audit(event: str, by: str | None = None, **extra: Any) -> AuditEntry:
     return AuditEntry(at=clock.iso(clock.now()), event=event, by=by, **extra)
 
 
-def create(r: redis.Redis, branch: Branch, request: PageRequest) -> tuple[Page, bool]:
-    """Create the page for an alert, or return the one it already has; say whether it is new."""
-    dedup = keys.page_for_alert(branch.id)
-    made: dict[str, Any] = {"new": False}
+FOLDABLE = ("distress", "ask_supervisor", "help")
+
+
+def create(r: redis.Redis, branch: Branch, request: PageRequest) -> tuple[Page, str]:
+    """Create the page for an alert, fold it into the open page of the same call, or return the page it
+    already has; say which ("created", "folded" or "existing")."""
+    dedup, open_for = keys.page_for_alert(branch.id), keys.page_open_for(branch.id)
+    fold_field = f"{request.counter}:{request.kind.value}"
+    made: dict[str, Any] = {}
 
     def write(pipe: redis.client.Pipeline) -> None:
+        made.clear()
         existing = pipe.hget(dedup, request.alert_id)
-        if existing:
-            raw = pipe.get(keys.page(branch.id, existing))
-            if raw:
-                made["page"] = Page.model_validate_json(raw)
-                pipe.multi()
-                pipe.hdel(keys.outbox(branch.id), request.alert_id)
-                pipe.zrem(keys.outbox_times(branch.id), request.alert_id)
-                return
+        raw = pipe.get(keys.page(branch.id, existing)) if existing else None
+        if raw:
+            made["page"], made["outcome"] = Page.model_validate_json(raw), "existing"
+            pipe.multi()
+            _leave_outbox(pipe, branch.id, request.alert_id)
+            return
+        folding = pipe.hget(open_for, fold_field) if request.kind.value in FOLDABLE else None
+        raw = pipe.get(keys.page(branch.id, folding)) if folding else None
+        target = Page.model_validate_json(raw) if raw else None
+        if target is not None and target.status != RESOLVED:
+            target.presses += 1
+            target.details.setdefault("alert_ids", []).append(request.alert_id)
+            if request.details.get("question"):
+                target.details.setdefault("questions", []).append(request.details["question"])
+            target.audit.append(_audit("pressed", note=f"press {target.presses} at {request.created_at}"))
+            made["page"], made["outcome"] = target, "folded"
+            pipe.multi()
+            pipe.hset(dedup, request.alert_id, target.id)
+            pipe.set(keys.page(branch.id, target.id), target.model_dump_json())
+            streams.append(pipe, keys.stream(branch.id, keys.DEVICE), PAGE_UPDATED,
+                           {"page": target.model_dump(mode="json"), "change": "pressed"})
+            _leave_outbox(pipe, branch.id, request.alert_id)
+            return
+        first = branch.managers[0]
         page = Page(
             id=new_id(), kind=request.kind.value, priority=request.priority.value, counter=request.counter,
             window=request.window, message=request.message,
-            details={**request.details, "alert_id": request.alert_id,
-                     "paged": [branch.managers[0].id]},
-            status=OPEN, created_at=clock.local_iso(branch),
-            audit=[_audit("created", level=0, note=f"alert raised {request.created_at}")],
+            details={**request.details, "alert_id": request.alert_id, "alert_ids": [request.alert_id]},
+            status=OPEN, created_at=clock.local_iso(branch), paged=[first.id],
+            audit=[_audit("created", level=0, by=first.id, note=f"alert raised {request.created_at}")],
         )
-        made["page"], made["new"] = page, True
+        score = clock.now_ms()
+        timers = escalation.initial_timers(branch, page, score)
+        made["page"], made["outcome"], made["timers"] = page, "created", timers
         pipe.multi()
         pipe.hset(dedup, request.alert_id, page.id)
+        if request.kind.value in FOLDABLE:
+            pipe.hset(open_for, fold_field, page.id)
         pipe.set(keys.page(branch.id, page.id), page.model_dump_json())
-        score = clock.now_ms()
         pipe.zadd(keys.pages_all(branch.id), {page.id: score})
         pipe.zadd(keys.pages_active(branch.id), {page.id: score})
+        if timers:
+            pipe.zadd(keys.timers(branch.id), timers)
         streams.append(pipe, keys.stream(branch.id, keys.DEVICE), PAGE, {"page": page.model_dump(mode="json")})
-        pipe.hdel(keys.outbox(branch.id), request.alert_id)
-        pipe.zrem(keys.outbox_times(branch.id), request.alert_id)
+        _leave_outbox(pipe, branch.id, request.alert_id)
 
-    r.transaction(write, dedup)
-    return made["page"], made["new"]
+    r.transaction(write, dedup, open_for)
+    if made.get("timers"):
+        escalation.schedule(branch.id, made["timers"])
+    return made["page"], made["outcome"]
+
+
+def _leave_outbox(pipe: redis.client.Pipeline, branch_id: str, alert_id: str) -> None:
+    pipe.hdel(keys.outbox(branch_id), alert_id)
+    pipe.zrem(keys.outbox_times(branch_id), alert_id)
 
 
 def get(r: redis.Redis, branch_id: str, page_id: str) -> Page:
@@ -105,13 +138,17 @@ def update(r: redis.Redis, branch: Branch, page_id: str, change: Callable[[Page]
             return
         pipe.multi()
         pipe.set(key, after.model_dump_json())
+        if after.status != OPEN:
+            escalation.cancel(pipe, branch.id, page_id)
         if after.status == RESOLVED:
             pipe.zrem(keys.pages_active(branch.id), page_id)
+            if after.kind in FOLDABLE:
+                pipe.hdel(keys.page_open_for(branch.id), f"{after.counter}:{after.kind}")
         streams.append(pipe, keys.stream(branch.id, keys.DEVICE), PAGE_UPDATED,
                        {"page": after.model_dump(mode="json")})
         result["changed"] = after
 
-    r.transaction(write, key)
+    r.transaction(write, key, keys.timers(branch.id))
     return result["page"]
 
 
@@ -184,6 +221,7 @@ def _tell_counter(branch: Branch, page: Page, event: str, manager: Manager, mess
     if not alert_id:
         return
     contracts.enqueue(PAGE_EVENT, PageEvent(
-        branch=branch.id, alert_id=alert_id, counter=page.counter, page_id=page.id, event=event,  # type: ignore[arg-type]
+        branch=branch.id, alert_id=alert_id, alert_ids=page.details.get("alert_ids", [alert_id]),
+        counter=page.counter, page_id=page.id, event=event,  # type: ignore[arg-type]
         by=manager.id, by_name=manager.name, at=clock.local_iso(branch), message=message,
     ))
