@@ -9,10 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # Install the project (runtime dependencies only, no [test] extras) from a scratch directory that is
 # removed afterwards, so that `services` is imported from site-packages and not from a copy in the cwd.
-# README.m[d]: pyproject.toml names README.md, but the build only warns when it is missing; the glob
-# copies it when it exists and is skipped when it does not.
 WORKDIR /src
-COPY pyproject.toml README.m[d] ./
+COPY pyproject.toml README.md ./
 COPY services/ services/
 RUN pip install --no-cache-dir . \
     && rm -rf /src \

@@ -17,7 +17,7 @@ from flask import Response, request
 
 from services.common.errors import BadRequest
 
-KEEPALIVE_S = 15
+KEEPALIVE_S = 10  # API.md: a comment at least every 15 s, so a silent stream stays well inside it
 DEFAULT_MAXLEN = 10_000
 READ_BATCH = 200
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
