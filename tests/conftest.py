@@ -61,8 +61,27 @@ def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 def _clean(client: redis.Redis) -> None:
-    # Only our keys and the queues' jobs: the stack's RQ workers keep their own registrations.
-    for pattern in ("lobby:*", "rq:job:*", "rq:queue:*", "rq:scheduled:*"):
+    """Drop queued jobs, let the stack's workers finish the ones they hold, then remove our keys.
+
+    The workers' own registrations stay: they keep running across tests.
+    """
+    import time
+
+    from rq.registry import StartedJobRegistry
+
+    for pattern in ("rq:queue:*", "rq:scheduled:*"):
+        for key in client.scan_iter(pattern, count=1000):
+            if not key.endswith(":intermediate"):
+                client.delete(key)
+    raw = redis.Redis.from_url(os.environ["REDIS_URL"])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        held = sum(raw.llen(f"rq:queue:{q}:intermediate") + StartedJobRegistry(q, connection=raw).count
+                   for q in contracts.QUEUES)
+        if not held:
+            break
+        time.sleep(0.02)
+    for pattern in ("lobby:*", "rq:job:*", "rq:queue:*"):
         for key in client.scan_iter(pattern, count=1000):
             client.delete(key)
 
@@ -162,7 +181,8 @@ def stack_logs(stack: Stack) -> str:
 
 
 def settle(timeout: float = 10.0) -> None:
-    """Wait until the stack's workers have run every queued job (twice idle in a row)."""
+    """Wait until the stack's workers have run every queued job: no job queued, being handed over
+    (RQ's intermediate list) or started, three checks in a row."""
     import time
 
     from rq.registry import StartedJobRegistry
@@ -170,11 +190,11 @@ def settle(timeout: float = 10.0) -> None:
     raw = redis.Redis.from_url(os.environ["REDIS_URL"])
     deadline = time.monotonic() + timeout
     idle = 0
-    while idle < 2:
+    while idle < 3:
         busy = 0
         for name in contracts.QUEUES:
             q = contracts.queue(name, raw)
-            busy += q.count + StartedJobRegistry(queue=q).count
+            busy += q.count + raw.llen(f"{q.key}:intermediate") + StartedJobRegistry(queue=q).count
         idle = idle + 1 if busy == 0 else 0
         if time.monotonic() > deadline:
             raise AssertionError("workers did not settle")

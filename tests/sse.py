@@ -20,6 +20,16 @@ class Event:
     type: str
     data: dict[str, Any]
 
+    @property
+    def seq(self) -> tuple[int, int]:
+        """The stream id as numbers, for ordering ("10-0" comes after "9-5")."""
+        return stream_seq(self.id or "0-0")
+
+
+def stream_seq(event_id: str) -> tuple[int, int]:
+    ms, _, n = event_id.partition("-")
+    return int(ms), int(n or 0)
+
 
 class SSEClient:
     """Read one SSE stream in the background; events collect in `events` in arrival order."""

@@ -169,6 +169,6 @@ def test_urgent_page_repeats_then_climbs_every_level(live, actors, quick_branch)
     assert top["repeats"] >= 1, "repeated to the current level before climbing"
     requests.post(f"{a['pages']}/{page['id']}/resolve", headers=bearer(a["manager"]), json={"note": "已处理"},
                   timeout=5)
-    resolved_id = a["device"].wait_for(lambda e: e.data["page"]["status"] == "resolved").id
+    resolved = a["device"].wait_for(lambda e: e.data["page"]["status"] == "resolved").seq
     time.sleep(2 * quick_branch.escalation.repeat_urgent_s + 0.5)
-    assert all(e.data["page"]["status"] == "resolved" for e in a["device"].events if e.id > resolved_id)
+    assert all(e.data["page"]["status"] == "resolved" for e in a["device"].events if e.seq > resolved)
