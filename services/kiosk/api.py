@@ -42,8 +42,9 @@ def take_ticket(path: BranchPath, body: TicketRequest) -> tuple[dict[str, Any], 
                             f"{', '.join(c.id for c in branch.categories)}", code="unknown_category")
     r = redis_client()
     number = tickets.issue(r, branch, category)
-    screen.publish(r, branch)
-    ticket = tickets.TicketReader(r, branch).get(number)
+    reader = tickets.TicketReader(r, branch)  # counter states and redirects, read once for both
+    screen.publish(r, branch, reader=reader)
+    ticket = reader.get(number)
     return {"ticket": ticket.model_dump(mode="json") if ticket else None}, 201
 
 
