@@ -7,6 +7,7 @@ and its one argument is a payload model below dumped to plain JSON.
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 
@@ -120,9 +121,14 @@ def queue(name: str, connection: redis.Redis | None = None) -> Queue:
     return Queue(name, connection=connection or get_rq_redis(), serializer=JSONSerializer)
 
 
-def enqueue(spec: JobSpec, payload: Payload, *, job_id: str | None = None, **options: Any) -> Job:
-    """Enqueue one job for another service, by its dotted path, with a JSON payload."""
+def enqueue(spec: JobSpec, payload: Payload, *, job_id: str | None = None, at: datetime | None = None,
+            **options: Any) -> Job:
+    """Enqueue one job for another service, by its dotted path, with a JSON payload; at a time, if given."""
     options.setdefault("result_ttl", JOB_RESULT_TTL_S)
     options.setdefault("failure_ttl", JOB_FAILURE_TTL_S)
     options.setdefault("retry", JOB_RETRY)
-    return queue(spec.queue).enqueue(spec.path, payload.model_dump(mode="json"), job_id=job_id, **options)
+    target = queue(spec.queue)
+    args = (spec.path, payload.model_dump(mode="json"))
+    if at is not None:
+        return target.enqueue_at(at, *args, job_id=job_id, **options)
+    return target.enqueue(*args, job_id=job_id, **options)

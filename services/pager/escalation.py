@@ -60,11 +60,9 @@ def schedule(branch_id: str, timers: dict[str, int]) -> None:
         page_id, kind = name.rsplit(":", 1)
         when = datetime.fromtimestamp(math.ceil(due_ms / 1000), UTC)
         try:
-            contracts.queue(PAGE_TIMER.queue).enqueue_at(
-                when, PAGE_TIMER.path, PageTimer(branch=branch_id, page_id=page_id, kind=kind,  # type: ignore[arg-type]
-                                                 due_ms=due_ms).model_dump(mode="json"),
-                job_id=f"timer-{branch_id}-{page_id}-{kind}-{due_ms}", result_ttl=contracts.JOB_RESULT_TTL_S,
-                failure_ttl=contracts.JOB_FAILURE_TTL_S,
+            contracts.enqueue(
+                PAGE_TIMER, PageTimer(branch=branch_id, page_id=page_id, kind=kind, due_ms=due_ms),  # type: ignore[arg-type]
+                job_id=f"timer-{branch_id}-{page_id}-{kind}-{due_ms}", at=when,
             )
         except Exception:  # the timer is in the sorted set: the sweeper fires it
             log.exception("could not schedule %s; the sweeper will fire it", name)
