@@ -7,7 +7,8 @@ from collections import Counter
 
 import requests
 
-from services.common import clock, tickets
+from services.common import tickets
+from services.counter.desk import Desk
 from tests.conftest import BRANCH
 
 API = f"/api/v1/branches/{BRANCH}"
@@ -17,11 +18,9 @@ def test_tickets_are_numbered_per_category_and_called_in_order(r, branch):
     personal, vip = branch.category("personal"), branch.category("vip")
     issued = [tickets.issue(r, branch, c) for c in (personal, vip, personal, vip, personal)]
     assert issued == ["A001", "V001", "A002", "V002", "A003"]
-    lines = tickets.lines(r, branch)
-    now = clock.local_iso(branch)
-    calls = [lines.call_next("1", "1", ["personal"], now) for _ in range(4)]
-    assert calls == ["A001", "A002", "A003", None]
-    assert lines.call_next("vip", "VIP", ["vip"], now) == "V001"
+    calls = [Desk(r, branch, "1").call_next() for _ in range(4)]
+    assert [t.number if t else None for t in calls] == ["A001", "A002", "A003", None]
+    assert Desk(r, branch, "vip").call_next().number == "V001"
     reader = tickets.TicketReader(r, branch)
     assert reader.get("A003").status == "served", "calling the next ticket finishes the current one"
     assert reader.get("V001").status == "called" and reader.get("V001").window == "VIP"

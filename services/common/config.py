@@ -32,13 +32,19 @@ class Category(_Strict):
     service_minutes: float = Field(default=5, gt=0, le=240)
     # VIP customers are counted apart in pause pages and watched for waiting too long.
     vip: bool = False
+    # A ticket of this category waiting longer than this is called first, whatever the weights
+    # (None: the branch's wait_limit_minutes).
+    wait_limit_minutes: float | None = Field(default=None, gt=0, le=24 * 60)
 
 
 class Counter(_Strict):
     id: Ident
     window: Annotated[str, StringConstraints(min_length=1, max_length=16)]
     serves: list[Ident] = Field(min_length=1)
-    # The counter whose window takes this counter's customers first while this one is paused.
+    # Calls per round from each category served, e.g. {vip = 2, personal = 1} calls two VIP tickets for
+    # each personal one while both wait. Without weights a counter calls its categories in order.
+    weights: dict[Ident, Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=dict)
+    # The counter whose window takes this counter's customers first while this one is paused or closed.
     pause_redirect: Ident | None = None
 
 
@@ -72,6 +78,12 @@ class Branch(_Strict):
     name_en: str
     timezone: str = "Asia/Shanghai"
     vip_wait_threshold_minutes: float = Field(default=10, gt=0)
+    # A ticket waiting longer than this is called before any other (0: no limit); see Category.
+    wait_limit_minutes: float = Field(default=30, ge=0, le=24 * 60)
+    # How many times a teller may call the same ticket again before marking it a no-show.
+    recall_limit: int = Field(default=3, ge=0, le=20)
+    # Wait estimates average the last this many service times of a category today.
+    estimate_samples: int = Field(default=20, ge=1, le=500)
     categories: list[Category] = Field(min_length=1)
     counters: list[Counter] = Field(min_length=1)
     managers: list[Manager] = Field(min_length=1)
@@ -107,8 +119,14 @@ class Branch(_Strict):
             unknown = set(counter.serves) - categories
             if unknown:
                 raise ValueError(f"counter {counter.id} serves unknown categories {sorted(unknown)}")
+            stray = set(counter.weights) - set(counter.serves)
+            if stray:
+                raise ValueError(f"counter {counter.id} weighs categories it does not serve: {sorted(stray)}")
             if counter.pause_redirect is not None and counter.pause_redirect not in counters - {counter.id}:
                 raise ValueError(f"counter {counter.id} redirects to unknown counter {counter.pause_redirect}")
+        unserved = categories - {cat for counter in self.counters for cat in counter.serves}
+        if unserved:
+            raise ValueError(f"no counter serves categories {sorted(unserved)} in branch {self.id}")
         return self
 
     @cached_property
@@ -126,6 +144,12 @@ class Branch(_Strict):
 
     def pause_reason(self, reason_id: str) -> PauseReason | None:
         return next((r for r in self.pause_reasons if r.id == reason_id), None)
+
+    def wait_limit_ms(self, category_id: str) -> int:
+        """Return how long a ticket of this category may wait before it is called first (0: no limit)."""
+        category = self.category(category_id)
+        minutes = category.wait_limit_minutes if category and category.wait_limit_minutes else self.wait_limit_minutes
+        return int(minutes * 60_000)
 
     def category_for_number(self, number: str) -> Category | None:
         """Return the category whose prefix starts a ticket number such as V007."""

@@ -15,9 +15,13 @@ import redis
 
 from services.common import keys
 from services.common.config import Branch
+from services.common.lines import Lane, Lines
 
 OPEN, PAUSED, CLOSED = "open", "paused", "closed"
 REDIRECT_REASON = "vip_counter_paused"
+CLOSED_REASON = "counter_closed"
+# The lane name of the tickets transferred to a counter.
+TRANSFERS = "transfers"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,8 @@ class CounterState:
     status: str
     serving: str | None
     pause: dict[str, Any] | None
+    # The business day of the ticket served: a counter may still serve yesterday's ticket after midnight.
+    serving_day: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ def _state(counter_id: str, raw: dict[str, str]) -> CounterState:
         status=raw.get("status") or OPEN,
         serving=raw.get("serving") or None,
         pause=json.loads(pause) if pause else None,
+        serving_day=raw.get("serving_day") or None,
     )
 
 
@@ -74,6 +81,22 @@ def call_order(branch: Branch, counter_id: str, rules: dict[str, RedirectRule]) 
     # Redirected customers have waited for a paused counter already: they go first, in config order.
     first = [c.id for c in branch.categories if c.id in redirected_here]
     return first + [c for c in counter.serves if c not in first]
+
+
+def routing(branch: Branch, counter_id: str, rules: dict[str, RedirectRule], lines: Lines) -> list[Lane]:
+    """Return the lanes this counter calls from: its transfers, redirected categories, then its own."""
+    counter = branch.counter(counter_id)
+    if counter is None:
+        return []
+    redirected = {cat for cat, rule in rules.items() if rule.to_counter == counter_id}
+    order = call_order(branch, counter_id, rules)
+    lanes = [Lane(name=TRANSFERS, key=lines.counter_key(counter_id), priority=True)]
+    for category in order:
+        lanes.append(Lane(
+            name=category, key=lines.key(category), weight=counter.weights.get(category, 1),
+            wait_limit_ms=branch.wait_limit_ms(category), priority=category in redirected,
+        ))
+    return lanes
 
 
 def serving_counters(branch: Branch, category: str, states: dict[str, CounterState],

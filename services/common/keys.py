@@ -20,13 +20,33 @@ def ticket(branch_id: str, day: str, number: str) -> str:
     return f"{branch(branch_id)}:ticket:{day}:{number}"
 
 
-def ticket_prefix(branch_id: str, day: str) -> str:
-    return f"{branch(branch_id)}:ticket:{day}:"
+def ticket_root(branch_id: str) -> str:
+    """Start of every ticket key of a branch; the day and the number follow (see ticket)."""
+    return f"{branch(branch_id)}:ticket:"
+
+
+def days(branch_id: str) -> str:
+    """Set of the business days that still have open lines; the day's expiry removes it."""
+    return f"{branch(branch_id)}:days"
 
 
 def line(branch_id: str, day: str, category: str) -> str:
     """Sorted set of the waiting tickets of one category: member number, score issue time (ms)."""
     return f"{branch(branch_id)}:line:{day}:{category}"
+
+
+def counter_line(branch_id: str, day: str, counter_id: str) -> str:
+    """Sorted set of the tickets transferred to one counter, by issue time (ms)."""
+    return f"{branch(branch_id)}:line:{day}:counter:{counter_id}"
+
+
+def service_times(branch_id: str, day: str, category: str) -> str:
+    """List of the latest service times (ms) of a category on a day, newest first."""
+    return f"{branch(branch_id)}:service:{day}:{category}"
+
+
+def service_root(branch_id: str) -> str:
+    return f"{branch(branch_id)}:service:"
 
 
 def calls(branch_id: str, day: str) -> str:

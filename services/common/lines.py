@@ -1,74 +1,251 @@
-"""Waiting lines: one Redis sorted set per branch, day and category.
+"""Waiting lines: one Redis sorted set per branch, day and category, plus one per counter for transfers.
 
-The kiosk adds a ticket and a counter pops the next one, each in one Lua script, so two counters
-calling at the same instant never get the same ticket and no ticket is half written.
+The kiosk adds a ticket and a counter takes the next one, each in one Lua script, so two counters
+calling at the same instant never get the same ticket and no ticket is half written. Which line a
+counter takes from is decided inside the same script, from the lanes its routing gives (see
+`services.common.counters.routing`):
+
+1. a ticket that has waited past its lane's wait limit is called first (the oldest such);
+2. then the priority lanes in order (tickets transferred to this counter, redirected categories);
+3. then the counter's own categories: in order, or by smooth weighted round robin when weighted.
+
+A line's score is the ticket's issue time (ms), so a transferred ticket keeps its place.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import NoReturn
 
 import redis
 
 from services.common import keys
 
-# KEYS: seq, line; ARGV: ticket key prefix, number prefix, category, issued_at, score (ms)
+# Ends the ticket the counter serves (KEYS[1] is the counter hash) with a status, and records its
+# service time for the wait estimates when it was served. Returns {number, day} or false.
+_FINISH_SERVING = """
+local function finish_serving(counter, root, status, now_iso, now_ms, service_root, samples)
+  local serving = redis.call('HGET', counter, 'serving')
+  if not serving or serving == '' then
+    return false
+  end
+  local day = redis.call('HGET', counter, 'serving_day')
+  local ticket = root .. day .. ':' .. serving
+  if redis.call('HGET', ticket, 'status') == 'called' then
+    redis.call('HSET', ticket, 'status', status, 'served_at', now_iso)
+    local called_ms = tonumber(redis.call('HGET', ticket, 'called_ms'))
+    if status == 'served' and called_ms then
+      local times = service_root .. day .. ':' .. redis.call('HGET', ticket, 'category')
+      redis.call('LPUSH', times, math.max(0, now_ms - called_ms))
+      redis.call('LTRIM', times, 0, samples - 1)
+    end
+  end
+  redis.call('HSET', counter, 'serving', '', 'serving_day', '')
+  return {serving, day}
+end
+"""
+
+# KEYS: seq, line, days; ARGV: ticket key prefix, number prefix, category, issued_at, score (ms), day
+# The score is kept strictly above the line's last so that tickets issued in one millisecond keep order.
 _ISSUE = """
 local n = redis.call('INCR', KEYS[1])
 local number = string.format('%s%03d', ARGV[2], n)
-redis.call('HSET', ARGV[1] .. number,
-  'number', number, 'category', ARGV[3], 'status', 'waiting', 'issued_at', ARGV[4], 'score', ARGV[5])
-redis.call('ZADD', KEYS[2], ARGV[5], number)
+local score = tonumber(ARGV[5])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #last > 0 and tonumber(last[2]) >= score then
+  score = tonumber(last[2]) + 1
+end
+redis.call('HSET', ARGV[1] .. number, 'number', number, 'category', ARGV[3], 'status', 'waiting',
+  'issued_at', ARGV[4], 'score', score, 'day', ARGV[6])
+redis.call('ZADD', KEYS[2], score, number)
+redis.call('SADD', KEYS[3], ARGV[6])
 return number
 """
 
-# KEYS: counter hash, calls list, then the lines in the order this counter takes them.
-# ARGV: ticket key prefix, counter id, window, now (ISO).
-# The ticket the counter was serving is done when it calls the next one.
-_CALL_NEXT = """
-local status = redis.call('HGET', KEYS[1], 'status')
+# KEYS: counter hash, calls list, then one line per lane.
+# ARGV: 1 ticket root, 2 day, 3 counter id, 4 window, 5 now (ISO), 6 now (ms), 7 weighted (0/1),
+#       8 service root, 9 samples, then per lane: name, weight, wait limit (ms, 0 = none), priority (0/1).
+_CALL_NEXT = _FINISH_SERVING + """
+local counter = KEYS[1]
+local status = redis.call('HGET', counter, 'status')
 if status and status ~= 'open' then
   return redis.error_reply('COUNTER_NOT_OPEN ' .. status)
 end
-local serving = redis.call('HGET', KEYS[1], 'serving')
-if serving and serving ~= '' then
-  local current = ARGV[1] .. serving
-  if redis.call('HGET', current, 'status') == 'called' then
-    redis.call('HSET', current, 'status', 'served', 'served_at', ARGV[4])
-  end
-  redis.call('HSET', KEYS[1], 'serving', '')
-end
-for i = 3, #KEYS do
-  local popped = redis.call('ZPOPMIN', KEYS[i])
-  if #popped > 0 then
-    local number = popped[1]
-    redis.call('HSET', ARGV[1] .. number,
-      'status', 'called', 'called_at', ARGV[4], 'window', ARGV[3], 'counter', ARGV[2])
-    redis.call('HSET', KEYS[1], 'serving', number)
-    redis.call('LPUSH', KEYS[2], cjson.encode({number = number, window = ARGV[3], called_at = ARGV[4]}))
-    redis.call('LTRIM', KEYS[2], 0, 49)
-    return number
+local now_ms = tonumber(ARGV[6])
+local finished = finish_serving(counter, ARGV[1], 'served', ARGV[5], now_ms, ARGV[8], tonumber(ARGV[9]))
+local lanes = (#ARGV - 9) / 4
+local heads = {}
+for i = 1, lanes do
+  local head = redis.call('ZRANGE', KEYS[2 + i], 0, 0, 'WITHSCORES')
+  if #head > 0 then
+    heads[i] = {head[1], tonumber(head[2])}
   end
 end
-return false
-"""
-
-# KEYS: counter hash; ARGV: ticket key prefix, final status, now (ISO). Ends the current ticket.
-_FINISH = """
-local serving = redis.call('HGET', KEYS[1], 'serving')
-if not serving or serving == '' then
+local function arg(i, field)
+  return ARGV[9 + 4 * (i - 1) + field]
+end
+local pick = nil
+-- 1. the wait limit wins over everything: the oldest ticket past its lane's limit
+for i = 1, lanes do
+  local limit = tonumber(arg(i, 3))
+  if heads[i] and limit > 0 and now_ms - heads[i][2] >= limit and (not pick or heads[i][2] < heads[pick][2]) then
+    pick = i
+  end
+end
+-- 2. priority lanes, in order
+if not pick then
+  for i = 1, lanes do
+    if heads[i] and arg(i, 4) == '1' then
+      pick = i
+      break
+    end
+  end
+end
+-- 3. the counter's own categories: in order, or smooth weighted round robin over the non-empty ones
+if not pick then
+  if ARGV[7] == '1' then
+    local total, best, best_credit = 0, nil, nil
+    local credits = {}
+    for i = 1, lanes do
+      if heads[i] and arg(i, 4) == '0' then
+        local weight = tonumber(arg(i, 2))
+        credits[i] = (tonumber(redis.call('HGET', counter, 'credit:' .. arg(i, 1))) or 0) + weight
+        total = total + weight
+        if not best or credits[i] > best_credit then
+          best, best_credit = i, credits[i]
+        end
+      end
+    end
+    if best then
+      credits[best] = credits[best] - total
+      for i, credit in pairs(credits) do
+        redis.call('HSET', counter, 'credit:' .. arg(i, 1), credit)
+      end
+      pick = best
+    end
+  else
+    for i = 1, lanes do
+      if heads[i] then
+        pick = i
+        break
+      end
+    end
+  end
+end
+if not pick then
   return false
 end
-local current = ARGV[1] .. serving
-redis.call('HSET', current, 'status', ARGV[2], 'served_at', ARGV[3])
-redis.call('HSET', KEYS[1], 'serving', '')
+local number = heads[pick][1]
+redis.call('ZREM', KEYS[2 + pick], number)
+redis.call('HSET', ARGV[1] .. ARGV[2] .. ':' .. number, 'status', 'called', 'called_at', ARGV[5],
+  'called_ms', now_ms, 'window', ARGV[4], 'counter', ARGV[3])
+redis.call('HSET', counter, 'serving', number, 'serving_day', ARGV[2])
+redis.call('LPUSH', KEYS[2], cjson.encode({number = number, window = ARGV[4], called_at = ARGV[5]}))
+redis.call('LTRIM', KEYS[2], 0, 49)
+return {number, arg(pick, 1)}
+"""
+
+# KEYS: counter hash; ARGV: ticket root, final status, now (ISO), now (ms), service root, samples.
+_FINISH = _FINISH_SERVING + """
+return finish_serving(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
+"""
+
+# KEYS: counter hash; ARGV: ticket root, recall limit, now (ISO). Returns {number, day, recalls}.
+_RECALL = """
+local serving = redis.call('HGET', KEYS[1], 'serving')
+if not serving or serving == '' then
+  return redis.error_reply('NOT_SERVING')
+end
+local ticket = ARGV[1] .. redis.call('HGET', KEYS[1], 'serving_day') .. ':' .. serving
+local recalls = tonumber(redis.call('HGET', ticket, 'recalls')) or 0
+if recalls >= tonumber(ARGV[2]) then
+  return redis.error_reply('RECALL_LIMIT ' .. recalls)
+end
+redis.call('HSET', ticket, 'recalls', recalls + 1, 'recalled_at', ARGV[3])
+return {serving, redis.call('HGET', KEYS[1], 'serving_day'), recalls + 1}
+"""
+
+# KEYS: counter hash, target line. ARGV: ticket root, today, new category ('' = same), target counter
+# ('' = none: the category's line), counter id, now (ISO).
+# The ticket goes back to waiting in the target line with its issue time as score: it keeps its place.
+_TRANSFER = """
+local serving = redis.call('HGET', KEYS[1], 'serving')
+if not serving or serving == '' then
+  return redis.error_reply('NOT_SERVING')
+end
+if redis.call('HGET', KEYS[1], 'serving_day') ~= ARGV[2] then
+  return redis.error_reply('OLD_TICKET')
+end
+local ticket = ARGV[1] .. ARGV[2] .. ':' .. serving
+if ARGV[3] ~= '' then
+  redis.call('HSET', ticket, 'category', ARGV[3])
+end
+if ARGV[4] ~= '' then
+  redis.call('HSET', ticket, 'to_counter', ARGV[4])
+else
+  redis.call('HDEL', ticket, 'to_counter')
+end
+redis.call('HSET', ticket, 'status', 'waiting', 'transferred_from', ARGV[5], 'transferred_at', ARGV[6])
+redis.call('HINCRBY', ticket, 'transfers', 1)
+redis.call('HDEL', ticket, 'called_at', 'called_ms', 'window', 'counter', 'recalls')
+redis.call('ZADD', KEYS[2], redis.call('HGET', ticket, 'score'), serving)
+redis.call('HSET', KEYS[1], 'serving', '', 'serving_day', '')
 return serving
+"""
+
+# KEYS: the day's lines; ARGV: ticket key prefix of the day, now (ISO).
+# Closes every ticket still waiting on that day as expired; the tickets themselves stay for history.
+_EXPIRE = """
+local expired = 0
+for _, line in ipairs(KEYS) do
+  for _, number in ipairs(redis.call('ZRANGE', line, 0, -1)) do
+    redis.call('HSET', ARGV[1] .. number, 'status', 'expired', 'expired_at', ARGV[2])
+    expired = expired + 1
+  end
+  redis.call('DEL', line)
+end
+return expired
 """
 
 
 class CounterNotOpen(Exception):
     """The counter is paused or closed, so it takes no calls."""
+
+
+class NotServing(Exception):
+    """The counter serves no ticket, so there is nothing to recall, finish or transfer."""
+
+
+class RecallLimit(Exception):
+    """The ticket was called again as often as the branch allows."""
+
+
+class OldTicket(Exception):
+    """The ticket belongs to an earlier business day."""
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One line a counter calls from, with how the routing treats it."""
+
+    name: str
+    key: str
+    weight: int = 1
+    wait_limit_ms: int = 0
+    priority: bool = False
+
+
+@dataclass(frozen=True)
+class Called:
+    number: str
+    lane: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    number: str
+    day: str
 
 
 @dataclass(frozen=True)
@@ -77,69 +254,128 @@ class LineHead:
     oldest_ms: int | None
 
 
+_ERRORS = {"COUNTER_NOT_OPEN": CounterNotOpen, "NOT_SERVING": NotServing, "RECALL_LIMIT": RecallLimit,
+           "OLD_TICKET": OldTicket}
+
+
+def _raise_known(exc: redis.ResponseError) -> NoReturn:
+    code = str(exc).split(" ", 1)[0]
+    if code in _ERRORS:
+        raise _ERRORS[code](str(exc)) from exc
+    raise exc
+
+
 class Lines:
     """The waiting lines of one branch on one business day."""
 
-    def __init__(self, r: redis.Redis, branch_id: str, day: str):
+    def __init__(self, r: redis.Redis, branch_id: str, day: str, service_samples: int = 20):
         self.r = r
         self.branch_id = branch_id
         self.day = day
+        self.samples = service_samples
         self._issue = r.register_script(_ISSUE)
         self._call_next = r.register_script(_CALL_NEXT)
         self._finish = r.register_script(_FINISH)
+        self._recall = r.register_script(_RECALL)
+        self._transfer = r.register_script(_TRANSFER)
+        self._expire = r.register_script(_EXPIRE)
 
     def key(self, category: str) -> str:
         return keys.line(self.branch_id, self.day, category)
 
+    def counter_key(self, counter_id: str) -> str:
+        return keys.counter_line(self.branch_id, self.day, counter_id)
+
     def add(self, category: str, prefix: str, issued_at: str, score_ms: int) -> str:
         """Number a new ticket and put it at the end of its line; return its number."""
         return self._issue(
-            keys=[keys.ticket_seq(self.branch_id, self.day, category), self.key(category)],
-            args=[keys.ticket_prefix(self.branch_id, self.day), prefix, category, issued_at, score_ms],
+            keys=[keys.ticket_seq(self.branch_id, self.day, category), self.key(category), keys.days(self.branch_id)],
+            args=[f"{keys.ticket_root(self.branch_id)}{self.day}:", prefix, category, issued_at, score_ms, self.day],
         )
 
-    def call_next(self, counter_id: str, window: str, categories: list[str], now_iso: str) -> str | None:
-        """Pop the first ticket of the first non-empty line among categories, for this counter."""
+    def call_next(self, counter_id: str, window: str, lanes: list[Lane], now_iso: str, now_ms: int,
+                  *, weighted: bool = False) -> Called | None:
+        """Finish the counter's ticket and call the next one its lanes give; None when nobody waits."""
+        args: list[str | int] = [keys.ticket_root(self.branch_id), self.day, counter_id, window, now_iso, now_ms,
+                                 int(weighted), keys.service_root(self.branch_id), self.samples]
+        for lane in lanes:
+            args += [lane.name, lane.weight, lane.wait_limit_ms, int(lane.priority)]
         try:
-            return self._call_next(
-                keys=[
-                    keys.counter(self.branch_id, counter_id),
-                    keys.calls(self.branch_id, self.day),
-                    *(self.key(c) for c in categories),
-                ],
-                args=[keys.ticket_prefix(self.branch_id, self.day), counter_id, window, now_iso],
+            reply = self._call_next(
+                keys=[keys.counter(self.branch_id, counter_id), keys.calls(self.branch_id, self.day),
+                      *(lane.key for lane in lanes)],
+                args=args,
             )
         except redis.ResponseError as exc:
-            if "COUNTER_NOT_OPEN" in str(exc):
-                raise CounterNotOpen(str(exc)) from exc
-            raise
+            _raise_known(exc)
+        return Called(number=reply[0], lane=reply[1]) if reply else None
 
-    def finish(self, counter_id: str, status: str, now_iso: str) -> str | None:
-        """End the ticket the counter serves with status served or no_show; return its number."""
-        return self._finish(
+    def finish(self, counter_id: str, status: str, now_iso: str, now_ms: int) -> Finished | None:
+        """End the ticket the counter serves with status served or no_show."""
+        reply = self._finish(
             keys=[keys.counter(self.branch_id, counter_id)],
-            args=[keys.ticket_prefix(self.branch_id, self.day), status, now_iso],
+            args=[keys.ticket_root(self.branch_id), status, now_iso, now_ms, keys.service_root(self.branch_id),
+                  self.samples],
         )
+        return Finished(number=reply[0], day=reply[1]) if reply else None
 
-    def position(self, category: str, number: str) -> int | None:
-        rank = self.r.zrank(self.key(category), number)
+    def recall(self, counter_id: str, limit: int, now_iso: str) -> Finished:
+        """Count one more call of the counter's ticket, refusing past the limit."""
+        try:
+            number, day, _ = self._recall(keys=[keys.counter(self.branch_id, counter_id)],
+                                          args=[keys.ticket_root(self.branch_id), limit, now_iso])
+        except redis.ResponseError as exc:
+            _raise_known(exc)
+        return Finished(number=number, day=day)
+
+    def transfer(self, counter_id: str, now_iso: str, *, category: str | None = None,
+                 to_counter: str | None = None) -> str:
+        """Put the counter's ticket back to waiting in another category's or counter's line, in its place."""
+        target = self.counter_key(to_counter) if to_counter else self.key(category or "")
+        try:
+            return self._transfer(
+                keys=[keys.counter(self.branch_id, counter_id), target],
+                args=[keys.ticket_root(self.branch_id), self.day, category or "", to_counter or "", counter_id,
+                      now_iso],
+            )
+        except redis.ResponseError as exc:
+            _raise_known(exc)
+
+    def expire(self, line_keys: list[str], now_iso: str) -> int:
+        """Close every ticket still waiting in these lines of this day as expired; return how many."""
+        if not line_keys:
+            return 0
+        return self._expire(keys=line_keys, args=[f"{keys.ticket_root(self.branch_id)}{self.day}:", now_iso])
+
+    def position(self, line_key: str, number: str) -> int | None:
+        rank = self.r.zrank(line_key, number)
         return None if rank is None else rank + 1
 
-    def heads(self, categories: list[str]) -> dict[str, LineHead]:
-        """Return, per category, how many wait and since when the oldest waits."""
+    def heads(self, line_keys: dict[str, str]) -> dict[str, LineHead]:
+        """Return, per name, how many wait in that line and since when the oldest waits."""
         pipe = self.r.pipeline(transaction=False)
-        for c in categories:
-            pipe.zcard(self.key(c))
-            pipe.zrange(self.key(c), 0, 0, withscores=True)
+        for key in line_keys.values():
+            pipe.zcard(key)
+            pipe.zrange(key, 0, 0, withscores=True)
         replies = pipe.execute()
         heads = {}
-        for i, c in enumerate(categories):
+        for i, name in enumerate(line_keys):
             count, oldest = replies[2 * i], replies[2 * i + 1]
-            heads[c] = LineHead(count=count, oldest_ms=int(oldest[0][1]) if oldest else None)
+            heads[name] = LineHead(count=count, oldest_ms=int(oldest[0][1]) if oldest else None)
         return heads
+
+    def category_heads(self, categories: list[str]) -> dict[str, LineHead]:
+        return self.heads({c: self.key(c) for c in categories})
 
     def waiting(self, category: str, limit: int = 200) -> list[str]:
         return self.r.zrange(self.key(category), 0, limit - 1)
+
+    def service_times_ms(self, categories: list[str]) -> dict[str, list[int]]:
+        """Return the latest service times of each category today, newest first."""
+        pipe = self.r.pipeline(transaction=False)
+        for c in categories:
+            pipe.lrange(keys.service_times(self.branch_id, self.day, c), 0, -1)
+        return {c: [int(x) for x in xs] for c, xs in zip(categories, pipe.execute(), strict=True)}
 
     def recent_calls(self, limit: int = 6) -> list[dict]:
         return [json.loads(item) for item in self.r.lrange(keys.calls(self.branch_id, self.day), 0, limit - 1)]

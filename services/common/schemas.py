@@ -9,19 +9,24 @@ from pydantic import BaseModel, Field
 
 class Redirect(BaseModel):
     window: str
-    reason: str = "vip_counter_paused"
+    reason: Literal["vip_counter_paused", "counter_closed"] = "vip_counter_paused"
 
 
 class Ticket(BaseModel):
     number: str = Field(examples=["V007"])
     category: str
-    status: Literal["waiting", "called", "served", "no_show"]
+    status: Literal["waiting", "called", "served", "no_show", "expired"] = Field(
+        description="expired: still waiting when its business day ended")
     position: int | None = Field(description="1 = next; null once called")
     estimated_wait_s: int | None
     issued_at: str
     called_at: str | None = None
     window: str | None = Field(default=None, description="where to go, once called")
     redirect: Redirect | None = None
+    counter: str | None = Field(default=None, description="the counter that called it, or that it was "
+                                                          "transferred to while it waits")
+    recalls: int = Field(default=0, description="times it was called again")
+    transfers: int = Field(default=0, description="times it was transferred to another category or counter")
 
 
 class TicketEnvelope(BaseModel):
@@ -43,6 +48,9 @@ class Counter(BaseModel):
     serving: Ticket | None = None
     pause: Pause | None = None
     serves: list[str] = Field(default_factory=list, description="categories called here, in order")
+    weights: dict[str, int] = Field(default_factory=dict, description="calls per round from each category")
+    waiting: dict[str, int] = Field(default_factory=dict, description="who waits for this counter, per "
+                                                                      "category called here, and `transfers`")
 
 
 class CounterEnvelope(BaseModel):

@@ -1,4 +1,13 @@
-"""Tickets: issuing, reading, and the public view with position, wait estimate and redirect."""
+"""Tickets: issuing, reading, and the public view with position, wait estimate and redirect.
+
+The wait estimate of a ticket (README, "Wait estimates") is
+
+    position × average service time of its category today ÷ open counters calling that category
+
+where the average is over the category's last `estimate_samples` services today, with the configured
+`service_minutes` counted as PRIOR_SAMPLES services more, so the first customers of the day do not
+swing it. Paused and closed counters do not count; with none open the estimate is null.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +21,12 @@ from services.common.counters import CounterState, RedirectRule
 from services.common.lines import Lines
 from services.common.schemas import Redirect, Ticket
 
+# How many services the configured service time weighs in the day's average.
+PRIOR_SAMPLES = 3
+
 
 def lines(r: redis.Redis, branch: Branch, day: str | None = None) -> Lines:
-    return Lines(r, branch.id, day or clock.business_day(branch))
+    return Lines(r, branch.id, day or clock.business_day(branch), branch.estimate_samples)
 
 
 def issue(r: redis.Redis, branch: Branch, category: Category) -> str:
@@ -26,16 +38,21 @@ def issue(r: redis.Redis, branch: Branch, category: Category) -> str:
     )
 
 
-def estimate_s(branch: Branch, category: str, position: int, serving: int) -> int | None:
-    """Estimate the wait of the position-th customer: a service time per customer, shared by counters."""
-    cat = branch.category(category)
-    if cat is None or serving == 0:
+def average_service_s(configured_minutes: float, samples_ms: list[int]) -> float:
+    """Average today's service times with the configured time counted as PRIOR_SAMPLES of them."""
+    prior_s = configured_minutes * 60
+    return (sum(samples_ms) / 1000 + PRIOR_SAMPLES * prior_s) / (len(samples_ms) + PRIOR_SAMPLES)
+
+
+def estimate_s(position: int, service_s: float, serving: int) -> int | None:
+    """Estimate the wait of the position-th customer of a line served by `serving` counters."""
+    if serving == 0:
         return None
-    return math.ceil(position * cat.service_minutes * 60 / serving)
+    return math.ceil(position * service_s / serving)
 
 
 class TicketReader:
-    """Reads tickets of one branch and day, with the counter state fetched once."""
+    """Reads tickets of one branch and day, with counter states, redirects and service times fetched once."""
 
     def __init__(self, r: redis.Redis, branch: Branch, day: str | None = None):
         self.r = r
@@ -43,30 +60,63 @@ class TicketReader:
         self.lines = lines(r, branch, day)
         self.states: dict[str, CounterState] = counters.load_all(r, branch)
         self.rules: dict[str, RedirectRule] = counters.redirects(r, branch)
+        self._service_s: dict[str, float] | None = None
 
     def serving(self, category: str) -> int:
         return counters.serving_counters(self.branch, category, self.states, self.rules)
+
+    def service_s(self, category: str) -> float:
+        """Return the average service time of a category today (seconds)."""
+        if self._service_s is None:
+            times = self.lines.service_times_ms([c.id for c in self.branch.categories])
+            self._service_s = {c.id: average_service_s(c.service_minutes, times[c.id]) for c in self.branch.categories}
+        return self._service_s.get(category, 0.0)
+
+    def estimate(self, category: str, position: int, counter: str | None = None) -> int | None:
+        """Estimate the wait at this position of a category's line, or of one counter's line."""
+        if counter is not None:
+            open_ = self.states.get(counter) is not None and self.states[counter].status == counters.OPEN
+            return estimate_s(position, self.service_s(category), 1 if open_ else 0)
+        return estimate_s(position, self.service_s(category), self.serving(category))
 
     def get(self, number: str) -> Ticket | None:
         raw = self.r.hgetall(keys.ticket(self.branch.id, self.lines.day, number))
         if not raw:
             return None
         category = raw["category"]
-        position = self.lines.position(category, number) if raw["status"] == "waiting" else None
+        to_counter = raw.get("to_counter") or None
+        position = None
+        if raw["status"] == "waiting":
+            line = self.lines.counter_key(to_counter) if to_counter else self.lines.key(category)
+            position = self.lines.position(line, number)
         redirect = None
         rule = self.rules.get(category)
-        if rule is not None and position is not None:
+        if rule is not None and position is not None and to_counter is None:
             redirect = Redirect(window=rule.window, reason=rule.reason)
         return Ticket(
             number=raw["number"],
             category=category,
             status=raw["status"],
             position=position,
-            estimated_wait_s=(
-                estimate_s(self.branch, category, position, self.serving(category)) if position else None
-            ),
+            estimated_wait_s=self.estimate(category, position, to_counter) if position else None,
             issued_at=raw["issued_at"],
             called_at=raw.get("called_at") or None,
             window=raw.get("window") or None,
             redirect=redirect,
+            recalls=int(raw.get("recalls") or 0),
+            transfers=int(raw.get("transfers") or 0),
+            counter=to_counter if raw["status"] == "waiting" else raw.get("counter") or None,
         )
+
+
+def close_past_days(r: redis.Redis, branch: Branch) -> int:
+    """Close the tickets still waiting from earlier business days as expired; return how many."""
+    today = clock.business_day(branch)
+    expired = 0
+    for day in sorted(d for d in r.smembers(keys.days(branch.id)) if d < today):
+        day_lines = lines(r, branch, day)
+        line_keys = [day_lines.key(c.id) for c in branch.categories]
+        line_keys += [day_lines.counter_key(c.id) for c in branch.counters]
+        expired += day_lines.expire(line_keys, clock.local_iso(branch))
+        r.srem(keys.days(branch.id), day)
+    return expired

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from services.common import auth, keys, streams
 from services.common.config import ID_PATTERN
@@ -33,6 +33,19 @@ class PauseRequest(Strict):
     reason: str = Field(pattern=ID_PATTERN, max_length=32, examples=["vault_transfer"])
     expected_minutes: int = Field(ge=1, le=240, examples=[15])
     note: str | None = NOTE
+
+
+class TransferRequest(Strict):
+    """Where the current ticket goes: another category's line or one counter's line (exactly one)."""
+
+    category: str | None = Field(default=None, pattern=ID_PATTERN, max_length=32, examples=["personal"])
+    counter: str | None = Field(default=None, pattern=ID_PATTERN, max_length=32, examples=["4"])
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferRequest:
+        if (self.category is None) == (self.counter is None):
+            raise ValueError("give exactly one of category or counter")
+        return self
 
 
 class AlertRequest(Strict):
@@ -86,7 +99,7 @@ def call_next(path: CounterPath) -> dict[str, Any]:
 @api.post("/recall", responses={200: TicketEnvelope, 409: ErrorBody})
 @idempotent(_caller)
 def recall(path: CounterPath) -> dict[str, Any]:
-    """Call the current ticket again on the screen."""
+    """Call the current ticket again on the screen (at most the branch's recall limit)."""
     return _ticket(_desk(path).recall())
 
 
@@ -102,6 +115,27 @@ def complete(path: CounterPath) -> dict[str, Any]:
 def no_show(path: CounterPath) -> dict[str, Any]:
     """Mark the current ticket as not come; it leaves the line."""
     return _ticket(_desk(path).finish("no_show"))
+
+
+@api.post("/transfer", responses={200: TicketEnvelope, 409: ErrorBody})
+@idempotent(_caller)
+def transfer(path: CounterPath, body: TransferRequest) -> dict[str, Any]:
+    """Send the current ticket to another category or counter; it keeps its place by issue time."""
+    return _ticket(_desk(path).transfer(category=body.category, to_counter=body.counter))
+
+
+@api.post("/open", responses={200: CounterEnvelope, 409: ErrorBody})
+@idempotent(_caller)
+def open_counter(path: CounterPath) -> dict[str, Any]:
+    """Open a closed counter: it takes calls and counts in wait estimates again."""
+    return {"counter": _desk(path).open().model_dump(mode="json")}
+
+
+@api.post("/close", responses={200: CounterEnvelope, 409: ErrorBody})
+@idempotent(_caller)
+def close_counter(path: CounterPath) -> dict[str, Any]:
+    """Close the counter (after its current ticket): no calls, out of the estimates; its redirect applies."""
+    return {"counter": _desk(path).close().model_dump(mode="json")}
 
 
 @api.post("/pause", responses={200: CounterEnvelope, 409: ErrorBody})

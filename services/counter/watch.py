@@ -1,4 +1,4 @@
-"""What the counter worker watches every second: pauses that overrun, VIP customers waiting too long.
+"""What the counter worker watches every second: the day's end, pauses that overrun, VIP customers waiting.
 
 Each finding is paged once: the mark that it was paged and the alert with its outbox entry are written
 in one MULTI, so a crash cannot page twice or not at all.
@@ -90,6 +90,7 @@ def watch(r: redis.Redis | None = None) -> None:
     r = r or get_redis()
     for branch in branches().values():
         try:
+            tickets.close_past_days(r, branch)
             pause_overruns(r, branch)
             vip_waits(r, branch)
         except redis.RedisError:

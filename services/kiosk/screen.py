@@ -13,7 +13,7 @@ import redis
 from services.common import keys, streams
 from services.common.config import Branch
 from services.common.schemas import Notice, NowServing, Screen, Waiting
-from services.common.tickets import TicketReader, estimate_s
+from services.common.tickets import TicketReader
 
 NOW_SERVING = 6
 TICKET_CALLED, WAITING, NOTICE, SCREEN = "ticket_called", "waiting", "notice", "screen"
@@ -21,11 +21,9 @@ TICKET_CALLED, WAITING, NOTICE, SCREEN = "ticket_called", "waiting", "notice", "
 
 def waiting(reader: TicketReader) -> dict[str, Waiting]:
     """Per category: how many wait, and how long a ticket taken now would wait."""
-    branch = reader.branch
-    heads = reader.lines.heads([c.id for c in branch.categories])
+    heads = reader.lines.category_heads([c.id for c in reader.branch.categories])
     return {
-        cat: Waiting(count=head.count,
-                     estimated_wait_s=estimate_s(branch, cat, head.count + 1, reader.serving(cat)))
+        cat: Waiting(count=head.count, estimated_wait_s=reader.estimate(cat, head.count + 1))
         for cat, head in heads.items()
     }
 
