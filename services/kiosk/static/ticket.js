@@ -1,0 +1,92 @@
+/* A customer's ticket on their phone: status, place in line, estimated wait, where to go once called.
+ * It asks the ticket API every few seconds while the ticket waits (cheaper than holding a stream open
+ * for every phone in the lobby), and at once when the page comes back to the foreground. */
+(function () {
+  "use strict";
+  const L = window.Lobby;
+  const data = L.data();
+  const branch = data.branch;
+  const number = data.number;
+  const url = "/api/v1/branches/" + encodeURIComponent(branch.id) + "/tickets/" + encodeURIComponent(number);
+  const POLL_MS = 4000;
+  const STATUS = {
+    waiting: ["等候中", "Waiting"],
+    called: ["请到窗口办理", "Your number is called"],
+    served: ["已办理完毕，感谢光临", "Served, thank you"],
+    no_show: ["已过号，请重新取号", "Missed: please take a new ticket"],
+    expired: ["号票已失效，请重新取号", "Expired: please take a new ticket"],
+  };
+  let timer = null;
+  let lastStatus = null;
+
+  function show(ticket) {
+    const category = branch.categories.find((c) => c.id === ticket.category);
+    if (category) L.text(L.$("#t-category"), category.name + " · " + category.name_en);
+    const words = STATUS[ticket.status] || [ticket.status, ticket.status];
+    const status = L.$("#t-status");
+    status.replaceChildren(words[0] + " ", L.el("span", { class: "en", lang: "en", text: words[1] }));
+    status.dataset.status = ticket.status;
+    document.body.dataset.status = ticket.status;
+
+    const waiting = ticket.status === "waiting";
+    L.$("#t-facts").hidden = !waiting;
+    const ahead = ticket.position ? ticket.position - 1 : 0;
+    L.$("#t-ahead").replaceChildren(waiting ? ahead + " 位" : "–",
+      waiting ? L.el("span", { class: "en", lang: "en", text: ahead + " ahead" }) : "");
+    const wait = L.wait(ticket.estimated_wait_s);
+    L.$("#t-wait").replaceChildren(wait.zh, L.el("span", { class: "en", lang: "en", text: wait.en }));
+    L.text(L.$("#t-issued"), L.time(ticket.issued_at, branch.timezone));
+
+    const go = L.$("#t-go");
+    if (ticket.status === "called" && ticket.window) {
+      const where = L.windowName(ticket.window);
+      L.text(L.$("#t-go-window"), where.zh);
+      L.text(L.$("#t-go-window-en"), where.en);
+      go.hidden = false;
+      if (lastStatus && lastStatus !== "called" && navigator.vibrate) navigator.vibrate([300, 150, 300]);
+    } else {
+      go.hidden = true;
+    }
+
+    const redirect = L.$("#t-redirect");
+    if (waiting && ticket.redirect && ticket.redirect.window) {
+      const where = L.windowName(ticket.redirect.window);
+      L.text(L.$("#t-redirect-text"), "贵宾窗口暂停服务，叫号时请到 " + where.zh + "办理。");
+      L.text(L.$("#t-redirect-text-en"), "The VIP counter is paused: when called, please go to " + where.en + ".");
+      redirect.hidden = false;
+    } else {
+      redirect.hidden = true;
+    }
+    lastStatus = ticket.status;
+  }
+
+  function setLive(live) {
+    L.$("#offline").hidden = live;
+    const dot = L.$("#live");
+    dot.classList.toggle("is-off", !live);
+    L.text(dot, live ? "实时 Live" : "离线 Offline");
+  }
+
+  async function refresh() {
+    clearTimeout(timer);
+    const answer = await L.api(url);
+    if (answer.ok && answer.data && answer.data.ticket) {
+      setLive(true);
+      show(answer.data.ticket);
+      L.text(L.$("#t-updated"), "更新于 " + L.time(new Date(L.now()), branch.timezone, true) + " · Updated");
+    } else if (answer.status === 404) {
+      setLive(true);
+      const status = L.$("#t-status");
+      status.replaceChildren("未找到该号票 ", L.el("span", { class: "en", lang: "en", text: "Ticket not found" }));
+      L.$("#t-facts").hidden = true;
+      return; // not today's ticket: nothing to follow
+    } else {
+      setLive(false);
+    }
+    if (!["served", "no_show", "expired"].includes(lastStatus)) timer = setTimeout(refresh, POLL_MS);
+  }
+
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) refresh(); });
+  window.addEventListener("online", refresh);
+  refresh();
+})();
