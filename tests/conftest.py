@@ -31,11 +31,29 @@ repeat_urgent_s = 1
 """
 
 
+BLEND = "blend"
+# A third branch whose counter 1 serves VIP and personal customers, two VIP calls for each personal
+# one, with a 20-minute wait limit and two recalls at most: the routing rules of the queueing issue.
+BLEND_COUNTER = """[[branches.counters]]
+id = "1"
+window = "1"
+serves = ["vip", "personal"]
+weights = { vip = 2, personal = 1 }
+"""
+
+
 def quick_branch_toml() -> str:
+    """Return the test branch file: the demo branch, `quick` (short timers) and `blend` (routing)."""
     demo = DEMO_CONFIG.read_text(encoding="utf-8")
     quick = demo.replace('id = "zhongnan"', f'id = "{QUICK}"')
     quick = quick[: quick.index("[branches.escalation]")] + QUICK_ESCALATION
-    return demo + "\n" + quick[quick.index("[[branches]]\nid"):]
+    threshold = "vip_wait_threshold_minutes = 10\n"
+    blend = demo.replace('id = "zhongnan"', f'id = "{BLEND}"').replace(
+        threshold, f"{threshold}wait_limit_minutes = 20\nrecall_limit = 2\n")
+    blend = blend.replace('[[branches.counters]]\nid = "1"\nwindow = "1"\nserves = ["personal"]\n', BLEND_COUNTER)
+    assert "weights" in blend and "recall_limit" in blend
+    body = lambda text: text[text.index("[[branches]]\nid"):]  # noqa: E731
+    return demo + "\n" + body(quick) + "\n" + body(blend)
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +112,43 @@ def branch():
 @pytest.fixture
 def quick_branch(redis_server):
     return branches_at(Path(os.environ["LOBBY_CONFIG"]))[QUICK]
+
+
+@pytest.fixture
+def blend_branch(redis_server):
+    return branches_at(Path(os.environ["LOBBY_CONFIG"]))[BLEND]
+
+
+class FakeClock:
+    """A clock the test moves by hand: services read it through services.common.clock."""
+
+    def __init__(self, start):
+        self.moment = start
+
+    def now(self):
+        return self.moment
+
+    def now_ms(self) -> int:
+        return int(self.moment.timestamp() * 1000)
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.moment += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """Freeze time at 09:00 Shanghai on a fixed day; move it with fake_clock.advance(seconds)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from services.common import clock
+
+    fake = FakeClock(datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    monkeypatch.setattr(clock, "now", fake.now)
+    monkeypatch.setattr(clock, "now_ms", fake.now_ms)
+    return fake
 
 
 @pytest.fixture
