@@ -47,11 +47,11 @@ def quick_branch_toml() -> str:
     demo = DEMO_CONFIG.read_text(encoding="utf-8")
     quick = demo.replace('id = "zhongnan"', f'id = "{QUICK}"')
     quick = quick[: quick.index("[branches.escalation]")] + QUICK_ESCALATION
-    threshold = "vip_wait_threshold_minutes = 10\n"
-    blend = demo.replace('id = "zhongnan"', f'id = "{BLEND}"').replace(
-        threshold, f"{threshold}wait_limit_minutes = 20\nrecall_limit = 2\n")
+    blend = (demo.replace('id = "zhongnan"', f'id = "{BLEND}"')
+             .replace("wait_limit_minutes = 30\n", "wait_limit_minutes = 20\n")
+             .replace("recall_limit = 3\n", "recall_limit = 2\n"))
     blend = blend.replace('[[branches.counters]]\nid = "1"\nwindow = "1"\nserves = ["personal"]\n', BLEND_COUNTER)
-    assert "weights" in blend and "recall_limit" in blend
+    assert "weights =" in blend and "recall_limit = 2" in blend and "wait_limit_minutes = 20" in blend
     body = lambda text: text[text.index("[[branches]]\nid"):]  # noqa: E731
     return demo + "\n" + body(quick) + "\n" + body(blend)
 
@@ -137,15 +137,23 @@ class FakeClock:
         self.moment += timedelta(seconds=seconds)
 
 
-@pytest.fixture
-def fake_clock(monkeypatch):
-    """Freeze time at 09:00 Shanghai on a fixed day; move it with fake_clock.advance(seconds)."""
-    from datetime import datetime
+def today_at_nine():
+    from datetime import datetime, time
     from zoneinfo import ZoneInfo
 
+    zone = ZoneInfo("Asia/Shanghai")
+    return datetime.combine(datetime.now(zone).date(), time(9), zone)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch):
+    """Freeze time at 09:00 today in Shanghai; move it with fake_clock.advance(seconds).
+
+    Today, not a fixed day: the stack's counter worker (real clock) closes earlier days' tickets.
+    """
     from services.common import clock
 
-    fake = FakeClock(datetime(2026, 11, 27, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    fake = FakeClock(today_at_nine())
     monkeypatch.setattr(clock, "now", fake.now)
     monkeypatch.setattr(clock, "now_ms", fake.now_ms)
     return fake

@@ -6,9 +6,6 @@ out, a ticket past the wait limit is called before any other, and weights hold o
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
-
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -17,7 +14,7 @@ from services.common import clock, counters, keys, tickets
 from services.common.errors import Conflict, Unprocessable
 from services.common.lines import Lane, Lines
 from services.counter.desk import Desk
-from tests.conftest import BLEND
+from tests.conftest import BLEND, today_at_nine
 
 # The counters whose routing mixes lines: the VIP counter, counter 1 (VIP and personal, weighted 2:1),
 # counter 3 (personal, and VIP while the VIP counter pauses); counter 4 only takes transfers here.
@@ -25,12 +22,6 @@ COUNTERS = ["vip", "1", "3"]
 TARGETS = ["vip", "1", "3", "4"]
 CATEGORIES = ["vip", "personal", "corporate"]
 DONE = {"served", "no_show"}
-
-
-def _today_at_nine(fake_clock) -> None:
-    """Start at 09:00 of today's date in the branch's zone, so the stack's own day keeper leaves it alone."""
-    zone = ZoneInfo("Asia/Shanghai")
-    fake_clock.moment = datetime.combine(datetime.now(zone).date(), datetime.min.time().replace(hour=9), zone)
 
 
 def _wipe(r, branch_id: str) -> None:
@@ -45,7 +36,7 @@ def test_random_days_keep_every_promise_of_the_lines(r, blend_branch, fake_clock
         def __init__(self) -> None:
             super().__init__()
             _wipe(r, BLEND)
-            _today_at_nine(fake_clock)
+            fake_clock.moment = today_at_nine()
             self.issued: set[str] = set()
 
         def lines(self) -> Lines:
