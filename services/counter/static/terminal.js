@@ -39,6 +39,7 @@
   let waiting = {};
   const alerts = new Map(); // id -> {id, kind, note, at, status, by, reply, replyBy}
   const busy = {};
+  let acting = false;
   let streams = [];
   let quietTimer = null;
 
@@ -103,8 +104,8 @@
       L.text(L.$("#serving-detail"), "暂无客户 · No customer");
     }
     const open = counter.status === "open";
-    L.$("#call-next").disabled = !open || busy["call-next"];
-    ["recall", "complete", "no-show"].forEach((a) => { L.$("#" + a).disabled = !serving || busy[a]; });
+    L.$("#call-next").disabled = !open || acting;
+    ["recall", "complete", "no-show"].forEach((a) => { L.$("#" + a).disabled = !serving || acting; });
 
     const paused = counter.status === "paused" && counter.pause;
     L.$("#pause-form").hidden = !!paused;
@@ -138,9 +139,10 @@
     });
   }
 
+  /** Read the counter; "refused" when the token is not this counter's (the page is back at enrolment). */
   async function refreshCounter() {
     const answer = await L.api(base, { token });
-    if (refused(answer)) return false;
+    if (refused(answer)) return "refused";
     if (answer.ok && answer.data) applyCounter(answer.data.counter);
     return answer.ok;
   }
@@ -156,15 +158,15 @@
     return ERRORS[code] || (answer.error && answer.error.message) || ("出错了 Error " + answer.status);
   }
 
+  /** One calling action at a time: the next waits until the last is answered and shown. */
   async function act(action) {
-    if (busy[action] || !counter) return;
+    if (acting || !counter) return;
     const button = L.$("#" + action);
     if (button.disabled) return;
-    busy[action] = true;
-    button.disabled = true;
+    acting = true;
+    applyCounter(counter);
     const answer = await L.api(base + "/" + action, { method: "POST", token, key: L.newKey() });
-    busy[action] = false;
-    if (refused(answer)) return;
+    if (refused(answer)) { acting = false; return; }
     if (answer.ok) {
       const ticket = answer.data && answer.data.ticket;
       if (action === "call-next") say(ticket ? "已叫号 " + ticket.number + " · Called " + ticket.number
@@ -176,6 +178,8 @@
       say(errorText(answer), "error");
     }
     await refreshCounter();
+    acting = false;
+    if (counter) applyCounter(counter);
   }
 
   // Pause and resume.
@@ -254,6 +258,9 @@
         if (a.status === "acknowledged" || a.status === "resolved") {
           const who = managers[a.by] || { name: a.by || "大堂经理", name_en: "The lobby manager" };
           if (a.kind === "pause") state = who.name + " 已知悉 · " + who.name_en + " has seen it";
+          else if (a.kind === "ask_supervisor" && a.reply && a.status !== "resolved") {
+            state = who.name + " 已答复 · " + who.name_en + " answered";
+          }
           else if (a.status === "resolved") state = who.name + " 已处理 · resolved by " + who.name_en;
           else state = who.name + " 正在赶来 · " + who.name_en + " is coming";
         } else {
@@ -381,7 +388,7 @@
   async function start() {
     if (!token) { enroll(); return; }
     const ok = await refreshCounter();
-    if (!token) return; // refused
+    if (ok === "refused") return;
     L.$("#enroll").hidden = true;
     L.$("#desk").hidden = false;
     if (!ok) setLive(false);

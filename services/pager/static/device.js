@@ -333,7 +333,7 @@
     const askedAt = Date.now();
     const answers = await Promise.all([L.api(base + "?status=open", { token }),
                                        L.api(base + "?status=acknowledged", { token })]);
-    for (const answer of answers) if (refused(answer)) return;
+    for (const answer of answers) if (refused(answer)) return "refused";
     listOk = answers.every((a) => a.ok);
     setOffline();
     if (!listOk) return;
@@ -356,8 +356,7 @@
     if (!token) { enroll(); return; }
     L.$("#enroll").hidden = true;
     L.$("#board").hidden = false;
-    await fetchList();
-    if (!token) return;
+    if (await fetchList() === "refused") return;
     if (stream) stream.close();
     stream = L.follow(base + "/events?token=" + encodeURIComponent(token), {
       page: (event) => { if (event.page) { upsert(event.page, true); render(); } },
