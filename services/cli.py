@@ -145,19 +145,28 @@ def _print_demo(stack: object, settings: Settings) -> None:
         counter = f"http://{shown}:{stack.ports['counter']}"
         pager = f"http://{shown}:{stack.ports['pager']}"
         base = f"/api/v1/branches/{branch.id}"
+        pages = f"/branches/{branch.id}"
         lines += [
             "",
             f"Branch {branch.id} ({branch.name})",
+            f"  Kiosk (touchscreen):  {kiosk}{pages}/kiosk",
+            f"  Lobby display:        {kiosk}{pages}/screen",
+            f"  A customer's ticket:  {kiosk}{pages}/tickets/V001   (the QR code on each printed ticket)",
             f"  Take a ticket:  curl -X POST {kiosk}{base}/tickets -H 'Content-Type: application/json' "
             "-d '{\"category\": \"vip\"}'",
             f"  Lobby screen:   {kiosk}{base}/screen   (live: {kiosk}{base}/screen/events)",
+            "  Terminals and devices: open each page once with its token; the page keeps it and drops it from"
+            " the address.",
         ]
         for c in branch.counters:
             token = auth.issue(r, branch.id, auth.COUNTER, c.id)
-            lines.append(f"  Counter {c.id:<4} {counter}{base}/counters/{c.id}   Authorization: Bearer {token}")
+            lines.append(f"  Counter {c.id:<4} terminal  {counter}{pages}/counters/{c.id}/terminal?token={token}")
+            lines.append(f"  Counter {c.id:<4} API       {counter}{base}/counters/{c.id}   "
+                         f"Authorization: Bearer {token}")
         for m in branch.managers:
             token = auth.issue(r, branch.id, auth.DEVICE, m.id)
-            lines.append(f"  Device {m.id:<15} {pager}{base}/pages/events?token={token}")
+            lines.append(f"  Device {m.id:<15} page  {pager}{pages}/device?token={token}")
+            lines.append(f"  Device {m.id:<15} API   {pager}{base}/pages/events?token={token}")
     lines += ["", "Ctrl-C stops everything."]
     print("\n".join(lines), flush=True)
 
