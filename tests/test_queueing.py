@@ -93,7 +93,7 @@ def test_transfer_to_a_counter_goes_first_there_and_only_there(r, branch, fake_c
     _issue(r, branch, "corporate", 1)
     assert Desk(r, branch, "1").call_next().number == "A001"
     moved = Desk(r, branch, "1").transfer(to_counter="4")
-    assert (moved.status, moved.counter, moved.position) == ("waiting", "4", 1)
+    assert (moved.status, moved.window, moved.position) == ("waiting", "4", 1)
     assert Desk(r, branch, "4").view().waiting == {"corporate": 1, counters.TRANSFERS: 1}
     assert _numbers(Desk(r, branch, "2"), 1) == ["A002"], "another personal counter does not take it"
     assert _numbers(Desk(r, branch, "4"), 3) == ["A001", "B001", None]
@@ -213,7 +213,7 @@ def test_counter_endpoints_open_close_transfer_and_recall_over_http(clients, tok
         assert refused.status_code == 422, body
     assert counter.get(base, headers=auth).json["counter"]["serving"]["number"] == "A001"
     moved = counter.post(f"{base}/transfer", headers=auth, json={"counter": "4"})
-    assert moved.status_code == 200 and moved.json["ticket"]["counter"] == "4"
+    assert moved.status_code == 200 and moved.json["ticket"]["window"] == "4"
     busy = counter.post(f"{base}/close", headers=auth)
     assert busy.status_code == 200 and busy.json["counter"]["status"] == "closed"
     assert counter.post(f"{base}/call-next", headers=auth).json["error"]["code"] == "counter_closed"

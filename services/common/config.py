@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 DEMO_CONFIG = Path(__file__).with_name("zhongnan.toml")
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -70,6 +70,26 @@ class Escalation(_Strict):
     repeat_urgent_s: float = Field(default=15, ge=0)
 
 
+def _rate(value: str) -> str:
+    from limits import parse_many
+
+    try:
+        parse_many(value)
+    except ValueError as exc:
+        raise ValueError(f"not a rate limit like '30/minute': {value!r}") from exc
+    return value
+
+
+Rate = Annotated[str, AfterValidator(_rate)]
+
+
+class RateLimits(_Strict):
+    """Requests allowed per client: tickets per kiosk address, alert presses per terminal (not distress)."""
+
+    tickets: Rate = "30/minute;300/hour"
+    alerts: Rate = "30/minute"
+
+
 class Branch(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, ignored_types=(cached_property,))
 
@@ -89,6 +109,7 @@ class Branch(_Strict):
     managers: list[Manager] = Field(min_length=1)
     pause_reasons: list[PauseReason] = Field(min_length=1)
     escalation: Escalation = Escalation()
+    rate_limits: RateLimits = RateLimits()
 
     @field_validator("timezone")
     @classmethod

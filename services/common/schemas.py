@@ -21,10 +21,9 @@ class Ticket(BaseModel):
     estimated_wait_s: int | None
     issued_at: str
     called_at: str | None = None
-    window: str | None = Field(default=None, description="where to go, once called")
+    window: str | None = Field(default=None, description="where to go, once called (or, for a ticket "
+                                                         "transferred to one counter, where it will be called)")
     redirect: Redirect | None = None
-    counter: str | None = Field(default=None, description="the counter that called it, or that it was "
-                                                          "transferred to while it waits")
     recalls: int = Field(default=0, description="times it was called again")
     transfers: int = Field(default=0, description="times it was transferred to another category or counter")
 

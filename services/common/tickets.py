@@ -101,12 +101,15 @@ class TicketReader:
             estimated_wait_s=self.estimate(category, position, to_counter) if position else None,
             issued_at=raw["issued_at"],
             called_at=raw.get("called_at") or None,
-            window=raw.get("window") or None,
+            window=raw.get("window") or self._window_of(to_counter),
             redirect=redirect,
             recalls=int(raw.get("recalls") or 0),
             transfers=int(raw.get("transfers") or 0),
-            counter=to_counter if raw["status"] == "waiting" else raw.get("counter") or None,
         )
+
+    def _window_of(self, counter_id: str | None) -> str | None:
+        counter = self.branch.counter(counter_id) if counter_id else None
+        return counter.window if counter else None
 
 
 def close_past_days(r: redis.Redis, branch: Branch) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from flask import Response, current_app, jsonify, request
@@ -11,9 +12,9 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from services.common import config
+from services.common import config, ratelimits
 from services.common.config import Branch, Settings
-from services.common.errors import ApiError, BadRequest, ErrorBody, NotFound
+from services.common.errors import ApiError, BadRequest, ErrorBody, Forbidden, NotFound
 from services.common.redis import get_redis, get_stream_redis
 
 MAX_BODY_BYTES = 64 * 1024
@@ -46,7 +47,10 @@ def create_service_app(import_name: str, service: str, test_config: dict[str, An
     app.register_error_handler(redis.ConnectionError, _redis_down)
     app.register_error_handler(redis.TimeoutError, _redis_down)
     app.register_error_handler(Exception, _unexpected)
+    app.before_request(_refuse_cross_site)
     app.before_request(_check_json_body)
+    app.after_request(_baseline_headers)
+    ratelimits.init_app(app, settings)
 
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok", "service": service})
     app.add_url_rule("/readyz", "readyz", _readyz)
@@ -86,6 +90,33 @@ def _validation_error(exc: ValidationError) -> Response:
     body = {"error": {"code": "invalid_request", "message": message or "invalid request", "fields": problems}}
     response = jsonify(body)
     response.status_code = 422
+    return response
+
+
+STATE_CHANGING = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def _refuse_cross_site() -> None:
+    """Refuse a state change a browser sends on behalf of another site (a cross-site form or fetch).
+
+    Our own pages call their own service, so the browser marks them same-origin; bearer tokens are never
+    cookies, and bodies must be JSON (a form cannot send that without a CORS preflight we never grant).
+    """
+    if request.method not in STATE_CHANGING:
+        return
+    if request.headers.get("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise Forbidden("cross-site requests cannot change anything here", code="cross_site")
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise Forbidden("this request comes from another site's page", code="cross_site")
+    if origin == "null":
+        raise Forbidden("this request comes from an opaque origin", code="cross_site")
+
+
+def _baseline_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.path.startswith("/api/"):
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

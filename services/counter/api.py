@@ -8,12 +8,13 @@ from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field, model_validator
 
-from services.common import auth, keys, streams
+from services.common import auth, keys, ratelimits, streams
 from services.common.config import ID_PATTERN
 from services.common.contracts import PageKind, Priority
 from services.common.errors import ErrorBody, Forbidden, NotFound
 from services.common.idempotency import idempotent
 from services.common.paths import AlertPath, CounterPath, Strict
+from services.common.ratelimits import limiter
 from services.common.schemas import AlertEnvelope, CounterEnvelope, TicketEnvelope
 from services.common.web import branch_or_404, redis_client, stream_client
 from services.counter import alerts
@@ -153,7 +154,9 @@ def resume(path: CounterPath) -> dict[str, Any]:
     return {"counter": _desk(path).resume().model_dump(mode="json")}
 
 
-@api.post("/alerts", responses={202: AlertEnvelope})
+@api.post("/alerts", responses={202: AlertEnvelope, 429: ErrorBody})
+@limiter.limit(ratelimits.alert_limit, key_func=ratelimits.per_terminal, exempt_when=ratelimits.is_distress,
+               deduct_when=ratelimits.accepted)
 @idempotent(_caller)
 def raise_alert(path: CounterPath, body: AlertRequest) -> tuple[dict[str, Any], int]:
     """Call the lobby manager: distress (urgent, discreet), ask_supervisor (with a question) or help."""

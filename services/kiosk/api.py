@@ -8,11 +8,12 @@ from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field
 
-from services.common import keys, streams, tickets
+from services.common import keys, ratelimits, streams, tickets
 from services.common.config import ID_PATTERN
 from services.common.errors import ErrorBody, NotFound, Unprocessable
 from services.common.idempotency import idempotent
 from services.common.paths import BranchPath, Strict, TicketPath
+from services.common.ratelimits import limiter
 from services.common.schemas import Screen, TicketEnvelope
 from services.common.web import branch_or_404, client_ip, redis_client, stream_client
 from services.kiosk import screen
@@ -31,7 +32,9 @@ def _known_branch() -> None:
     branch_or_404((request.view_args or {}).get("branch", ""))
 
 
-@api.post("/tickets", responses={201: TicketEnvelope, 400: ErrorBody})
+@api.post("/tickets", responses={201: TicketEnvelope, 400: ErrorBody, 429: ErrorBody})
+@limiter.limit(ratelimits.ticket_limit, key_func=ratelimits.per_kiosk_client,
+               deduct_when=ratelimits.accepted)
 @idempotent(caller=lambda: f"ip:{client_ip()}")
 def take_ticket(path: BranchPath, body: TicketRequest) -> tuple[dict[str, Any], int]:
     """Take a ticket in a category; it joins the end of that category's line."""
