@@ -24,6 +24,15 @@ SERVICES = ("kiosk", "counter", "pager")
 GUNICORN_THREADS = 64
 
 
+def gunicorn_command(app: str, bind: str) -> list[str]:
+    """Return the command that serves one app the way every service is served (the benchmarks reuse it)."""
+    return [
+        sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads",
+        str(GUNICORN_THREADS), "--workers", "1", "--bind", bind,
+        "--graceful-timeout", "3", "--timeout", "60", "--log-level", "warning", app,
+    ]
+
+
 @dataclass
 class Child:
     name: str
@@ -66,12 +75,8 @@ class Stack:
             self.redis = RedisServer(self.var_dir / "redis", self.redis_port).start()
             self.redis_url = self.redis.url
         for service in SERVICES:
-            self.children.append(Child(f"{service}-web", [
-                sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads",
-                str(GUNICORN_THREADS), "--workers", "1", "--bind", f"{self.host}:{self.ports[service]}",
-                "--graceful-timeout", "3", "--timeout", "60", "--log-level", "warning",
-                f"services.{service}.app:create_app()",
-            ]))
+            self.children.append(Child(f"{service}-web", gunicorn_command(
+                f"services.{service}.app:create_app()", f"{self.host}:{self.ports[service]}")))
         for queue in QUEUES:
             self.children.append(Child(f"{queue}-worker", [sys.executable, "-m", "services.cli", "worker", queue]))
         for child in self.children:

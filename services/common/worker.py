@@ -6,15 +6,68 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 from rq import SimpleWorker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
 from services.common import contracts
 from services.common.redis import get_rq_redis
 
 log = logging.getLogger("lobby.worker")
+# RQ's scheduler wakes once a second; with the whole seconds it keeps (a timer is scheduled for the second
+# after it falls due) that made escalations 1-2 s late (BENCHMARKS.md, B5). Polling ten times a second
+# leaves the rounding alone: under 1.1 s late.
+SCHEDULER_POLL_S = 0.1
+HEARTBEAT_S = 1.0
+
+
+class LobbyScheduler(RQScheduler):
+    """RQ's scheduler, polling for due jobs every SCHEDULER_POLL_S; heartbeats and lock TTLs as RQ's."""
+
+    def work(self) -> None:
+        self._install_signal_handlers()
+        self.register_birth()
+        last_beat = 0.0
+        while True:
+            if self._stop_requested:
+                self.stop()
+                break
+            if self.should_reacquire_locks:
+                self.acquire_locks()
+            if time.monotonic() - last_beat >= HEARTBEAT_S:
+                self.heartbeat()
+                last_beat = time.monotonic()
+            self.enqueue_scheduled_jobs()
+            time.sleep(SCHEDULER_POLL_S)
+
+
+class LobbyWorker(SimpleWorker):
+    """RQ's SimpleWorker (no fork per job: pages are latency-critical) with the LobbyScheduler."""
+
+    def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
+                         date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+                         log_format: str = DEFAULT_LOGGING_FORMAT) -> None:
+        self.scheduler = LobbyScheduler(
+            self.queues, connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format, log_format=log_format, serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
 
 
 def _every(interval_s: float, task: Callable[[], object], stop: threading.Event) -> None:
@@ -30,7 +83,7 @@ def run(queue_name: str, *, periodic: list[tuple[float, Callable[[], object]]] |
         burst: bool = False) -> None:
     """Work the queue until stopped. SimpleWorker: no fork per job, since pages are latency-critical."""
     connection = get_rq_redis()
-    worker = SimpleWorker(
+    worker = LobbyWorker(
         [contracts.queue(queue_name, connection)], connection=connection, serializer=JSONSerializer,
         name=f"{queue_name}-{socket.gethostname()}-{os.getpid()}",
     )

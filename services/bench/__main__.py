@@ -1,0 +1,7 @@
+"""Run the benchmarks: `python -m services.bench [--quick]`."""
+
+import sys
+
+from services.bench.harness import main
+
+sys.exit(main())
