@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import TERMINAL, list_pages, post, take_ticket
+from tests.e2e.conftest import PHONE, TERMINAL, list_pages, post, take_ticket
 from tests.sse import eventually
 
 
@@ -104,3 +104,30 @@ def test_pause_resume_and_a_supervisor_reply_arrive_live(live, browse, urls, tok
     expect(item.locator(".al-reply")).to_have_text("大堂经理：本人身份证和存单即可。")
     expect(item.locator(".al-state")).to_contain_text("大堂经理 已答复")
 
+
+
+def test_transfer_close_and_open(live, browse, urls, token):
+    take_ticket(live, "personal")
+    terminal = browse.open(urls.terminal("1", token("counter", "1")), TERMINAL)
+    expect(terminal.locator("#transfer-form")).to_be_hidden()
+    terminal.locator("#call-next").click()
+    expect(terminal.locator("#serving-number")).to_have_text("A001")
+
+    # The customer needs window 4: the ticket goes there, keeping its place, and the phone says so.
+    terminal.locator("#transfer-to").select_option("counter:4")
+    terminal.locator("#transfer").click()
+    expect(terminal.locator("#message")).to_contain_text("A001 已转至 4 号窗口")
+    expect(terminal.locator("#serving-number")).to_have_text("—")
+    phone = browse.open(urls.ticket("A001"), PHONE, touch=True)
+    expect(phone.locator("#t-redirect-title")).to_contain_text("已为您转办")
+    expect(phone.locator("#t-redirect-text")).to_contain_text("4 号窗口")
+
+    # Closing: no calls come here; opening again.
+    terminal.locator("#close").click()
+    expect(terminal.locator("#status-pill")).to_have_text(re.compile("已关闭"))
+    expect(terminal.locator("#closed")).to_be_visible()
+    expect(terminal.locator("#call-next")).to_be_disabled()
+    expect(terminal.locator("#pause-form")).to_be_hidden()
+    terminal.locator("#open").click()
+    expect(terminal.locator("#status-pill")).to_have_text(re.compile("服务中"))
+    expect(terminal.locator("#call-next")).to_be_enabled()

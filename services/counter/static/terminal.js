@@ -31,6 +31,9 @@
     counter_closed: "窗口已关闭 · The counter is closed",
     not_serving: "当前没有客户 · No customer at this counter",
     not_paused: "窗口未暂停 · The counter is not paused",
+    recall_limit: "已达重呼次数上限，请完成或过号 · Recall limit reached: complete it or mark it no-show",
+    still_serving: "请先完成当前客户再关闭窗口 · Finish the current customer before closing",
+    same_counter: "不能转给本窗口 · Not to this counter",
     offline: "网络中断，请稍后重试 · Offline: try again in a moment",
   };
 
@@ -108,9 +111,15 @@
     ["recall", "complete", "no-show"].forEach((a) => { L.$("#" + a).disabled = !serving || acting; });
 
     const paused = counter.status === "paused" && counter.pause;
-    L.$("#pause-form").hidden = !!paused;
+    const closed = counter.status === "closed";
+    L.$("#pause-form").hidden = !!paused || closed;
     L.$("#pause").disabled = !open;
+    L.$("#close").disabled = !open || !!serving || acting;
     L.$("#paused").hidden = !paused;
+    L.$("#closed").hidden = !closed;
+    L.$("#transfer-form").hidden = !serving;
+    L.$("#transfer").disabled = acting;
+    if (serving) fillTransfer(serving);
     if (paused) {
       const reason = branch.pause_reasons.find((r) => r.id === counter.pause.reason);
       const name = reason ? reason.name + " " + reason.name_en : counter.pause.reason;
@@ -140,6 +149,25 @@
   }
 
   /** Read the counter; "refused" when the token is not this counter's (the page is back at enrolment). */
+  /** Where the ticket being served can go: another category's line, or another counter. */
+  function fillTransfer(ticket) {
+    const select = L.$("#transfer-to");
+    const key = ticket.number + ":" + ticket.category;
+    if (select.dataset.for === key) return;
+    select.dataset.for = key;
+    select.replaceChildren();
+    const lines = L.el("optgroup", { label: "业务类型 Service" });
+    branch.categories.filter((c) => c.id !== ticket.category).forEach(function (c) {
+      lines.append(L.el("option", { value: "category:" + c.id, text: c.name + " · " + c.name_en }));
+    });
+    const desks = L.el("optgroup", { label: "窗口 Counter" });
+    branch.counters.filter((c) => c.id !== counterCfg.id).forEach(function (c) {
+      const where = L.windowName(c.window);
+      desks.append(L.el("option", { value: "counter:" + c.id, text: where.zh + " · " + where.en }));
+    });
+    select.append(lines, desks);
+  }
+
   async function refreshCounter() {
     const answer = await L.api(base, { token });
     if (refused(answer)) return "refused";
@@ -181,6 +209,31 @@
     acting = false;
     if (counter) applyCounter(counter);
   }
+
+  /** Open, close, transfer: one request, then the counter as it is now. */
+  async function change(path, body, done) {
+    if (acting) return;
+    acting = true;
+    applyCounter(counter);
+    const answer = await L.api(base + "/" + path, { method: "POST", token, key: L.newKey(), body });
+    acting = false;
+    if (refused(answer)) return;
+    if (answer.ok) say(done(answer.data), "ok");
+    else say(errorText(answer), "error");
+    await refreshCounter();
+  }
+
+  L.$("#open").addEventListener("click", () => change("open", undefined, () => "窗口已开启 · Open"));
+  L.$("#close").addEventListener("click", () => change("close", undefined, () => "窗口已关闭 · Closed"));
+  L.$("#transfer-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    const [kind, id] = L.$("#transfer-to").value.split(":");
+    const target = kind === "category" ? branch.categories.find((c) => c.id === id)
+      : branch.counters.find((c) => c.id === id);
+    const label = kind === "category" ? target.name : L.windowName(target.window).zh;
+    change("transfer", kind === "category" ? { category: id } : { counter: id },
+           (d) => (d && d.ticket ? d.ticket.number : "") + " 已转至 " + label + " · Transferred");
+  });
 
   // Pause and resume.
 
