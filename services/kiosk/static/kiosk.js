@@ -95,8 +95,8 @@
       const c = branch.categories.find((x) => x.id === n.category) || { name: "贵宾", name_en: "VIP" };
       const where = L.windowName(n.window);
       host.append(L.el("p", { class: "kiosk-notice-line", text: lang === "zh"
-        ? c.name + "窗口暂停服务，" + c.name + "客户请取号后到 " + where.zh + "办理"
-        : c.name_en + " counter paused: " + c.name_en + " customers, please take a ticket and go to " + where.en }));
+        ? c.name + "窗口暂不办理，" + c.name + "客户请取号后到 " + where.zh + "办理"
+        : "The " + c.name_en + " counter is not serving now: please take a ticket and go to " + where.en }));
     });
     host.hidden = redirects.length === 0;
   }
@@ -139,8 +139,9 @@
     const redirect = L.$("#r-redirect");
     if (ticket.redirect && ticket.redirect.window) {
       const where = L.windowName(ticket.redirect.window);
-      L.text(redirect, "贵宾窗口暂停服务，请前往 " + where.zh + "办理 · VIP counter paused: please go to " +
-                        where.en);
+      const closed = ticket.redirect.reason === "counter_closed";
+      L.text(redirect, category.name + "窗口" + (closed ? "已关闭" : "暂停服务") + "，请到 " + where.zh + "办理 · " +
+        category.name_en + " counter " + (closed ? "closed" : "paused") + ": please go to " + where.en);
       redirect.hidden = false;
     } else {
       redirect.hidden = true;

@@ -74,9 +74,10 @@
       host.append(L.el("article", { class: "notice", role: "status", "data-kind": notice.kind },
         L.el("div", { class: "notice-icon", "aria-hidden": "true", text: "➜" }),
         L.el("div", { class: "notice-body" },
-          L.el("h2", { class: "notice-title", text: c.name + "窗口暂停服务，" + c.name + "客户请到 " + where.zh }),
-          L.el("p", { class: "notice-title-en en", lang: "en",
-                      text: c.name_en + " counter paused: " + c.name_en + " customers please go to " + where.en }),
+          // Paused or closed, the notice does not say which: "not serving now" is true of both.
+          L.el("h2", { class: "notice-title", text: c.name + "窗口暂不办理，" + c.name + "客户请到 " + where.zh }),
+          L.el("p", { class: "notice-title-en en", lang: "en", text: "The " + c.name_en + " counter is not serving now: " +
+                      c.name_en + " customers, please go to " + where.en }),
           (notice.tickets || []).length ? tickets : L.el("p", { class: "notice-empty", text: "新到客户请直接前往 " + where.zh }))));
     });
     document.body.classList.toggle("has-notice", host.childElementCount > 0);

@@ -49,10 +49,27 @@
     }
 
     const redirect = L.$("#t-redirect");
+    const title = L.$("#t-redirect-title");
+    const name = category ? category.name : "";
+    const nameEn = category ? category.name_en : "";
+    // A transferred ticket waits for one window: named by its counter, or already by its window.
+    let transferredTo = null;
+    if (waiting && ticket.counter) transferredTo = branch.counters.find((c) => c.id === ticket.counter) || null;
+    else if (waiting && ticket.window) transferredTo = { window: ticket.window };
     if (waiting && ticket.redirect && ticket.redirect.window) {
       const where = L.windowName(ticket.redirect.window);
-      L.text(L.$("#t-redirect-text"), "贵宾窗口暂停服务，叫号时请到 " + where.zh + "办理。");
-      L.text(L.$("#t-redirect-text-en"), "The VIP counter is paused: when called, please go to " + where.en + ".");
+      const closed = ticket.redirect.reason === "counter_closed";
+      title.replaceChildren("请前往其他窗口 ", L.el("span", { class: "en", lang: "en", text: "Go to another window" }));
+      L.text(L.$("#t-redirect-text"), name + "窗口" + (closed ? "已关闭" : "暂停服务") + "，叫号时请到 " + where.zh +
+        "办理。");
+      L.text(L.$("#t-redirect-text-en"), "The " + nameEn + " counter is " + (closed ? "closed" : "paused") +
+        ": when called, please go to " + where.en + ".");
+      redirect.hidden = false;
+    } else if (transferredTo) {
+      const where = L.windowName(transferredTo.window);
+      title.replaceChildren("已为您转办 ", L.el("span", { class: "en", lang: "en", text: "Transferred" }));
+      L.text(L.$("#t-redirect-text"), "您的业务已转至 " + where.zh + "，请留意叫号。");
+      L.text(L.$("#t-redirect-text-en"), "Your ticket now waits for " + where.en + ": listen for your number.");
       redirect.hidden = false;
     } else {
       redirect.hidden = true;
