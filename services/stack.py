@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -31,6 +33,16 @@ def gunicorn_command(app: str, bind: str) -> list[str]:
         str(GUNICORN_THREADS), "--workers", "1", "--bind", bind,
         "--graceful-timeout", "3", "--timeout", "60", "--log-level", "warning", app,
     ]
+
+
+def _descendants(pid: int) -> list[int]:
+    """Return the pids below a process (Linux /proc), such as gunicorn's workers under its master."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
 
 
 @dataclass
@@ -110,6 +122,21 @@ class Stack:
 
     def child(self, name: str) -> Child:
         return next(c for c in self.children if c.name == name)
+
+    def kill(self, name: str) -> None:
+        """Kill one child and its own children with SIGKILL, as a crash would; it stays down until respawn."""
+        process = self.child(name).process
+        if process is None or process.poll() is not None:
+            return
+        family = [process.pid, *_descendants(process.pid)]
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
+
+    def respawn(self, name: str) -> None:
+        """Start a child that was killed again."""
+        self._spawn(self.child(name))
 
     def supervise_once(self) -> None:
         """Restart children that died (a crashed worker must not leave pages unsent)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -9,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import redis
 from rq import SimpleWorker
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.scheduler import RQScheduler
@@ -79,19 +81,41 @@ def _every(interval_s: float, task: Callable[[], object], stop: threading.Event)
         stop.wait(interval_s)
 
 
+RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.2, 3.0
+
+
 def run(queue_name: str, *, periodic: list[tuple[float, Callable[[], object]]] | None = None,
         burst: bool = False) -> None:
     """Work the queue until stopped. SimpleWorker: no fork per job, since pages are latency-critical."""
     connection = get_rq_redis()
-    worker = LobbyWorker(
-        [contracts.queue(queue_name, connection)], connection=connection, serializer=JSONSerializer,
-        name=f"{queue_name}-{socket.gethostname()}-{os.getpid()}",
-    )
     stop = threading.Event()
     for interval_s, task in periodic or []:
         threading.Thread(target=_every, args=(interval_s, task, stop), daemon=True,
                          name=f"periodic-{getattr(task, '__name__', 'task')}").start()
+    delay_s = RECONNECT_FIRST_S
     try:
-        worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        for attempt in itertools.count():
+            # A fresh name each time: the lost worker's registration may still stand in Redis.
+            worker = LobbyWorker(
+                [contracts.queue(queue_name, connection)], connection=connection, serializer=JSONSerializer,
+                name=f"{queue_name}-{socket.gethostname()}-{os.getpid()}-{attempt}",
+            )
+            # Redis restarted or failed over: RQ's loop gives up ("unhandled exception, quitting") or raises.
+            # Wait for Redis and work again rather than leave the queue unworked until someone restarts
+            # us; the jobs stay queued in Redis meanwhile. A stop requested by a signal ends it.
+            try:
+                worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+                reason: object = "the worker loop ended on an error"
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                if burst:
+                    raise
+                reason = exc
+            if burst or worker._stop_requested:  # RQ's flag for a warm shutdown (SIGTERM, SIGINT)
+                return
+            log.warning("lost Redis (%s); working again in %.1f s", reason, delay_s)
+            time.sleep(delay_s)
+            if worker._stop_requested:
+                return
+            delay_s = min(delay_s * 2, RECONNECT_MAX_S)
     finally:
         stop.set()
