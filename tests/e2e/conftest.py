@@ -105,9 +105,9 @@ RECORDER = r"""
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium, one for the session."""
+    """Debian's headless Chromium, one for these tests, closed before the rest of the suite runs."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium fonts-noto-cjk (never playwright install)")
     expect.set_options(timeout=WAIT_MS)
