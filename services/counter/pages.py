@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import redis
 from flask import Response
 
 from services.common import keys, streams
@@ -46,7 +47,7 @@ def waiting_events(branch: str, counter: str) -> Response:
     return response
 
 
-def latest_waiting(r: Any, stream_key: str) -> dict[str, Any]:
+def latest_waiting(r: redis.Redis, stream_key: str) -> dict[str, Any]:
     """Return the newest waiting counts the screen stream carries ({"waiting": {}} when it has none)."""
     for _entry_id, fields in r.xrevrange(stream_key, count=LOOK_BACK):
         if fields.get("type") == WAITING:

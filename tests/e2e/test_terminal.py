@@ -131,3 +131,17 @@ def test_transfer_close_and_open(live, browse, urls, token):
     terminal.locator("#open").click()
     expect(terminal.locator("#status-pill")).to_have_text(re.compile("服务中"))
     expect(terminal.locator("#call-next")).to_be_enabled()
+
+
+def test_a_restarted_terminal_keeps_its_calls_and_learns_what_happened_meanwhile(live, browse, urls, token):
+    manager = token("device", "lobby-manager")
+    terminal = browse.open(urls.terminal("2", token("counter", "2")), TERMINAL)
+    terminal.keyboard.press("F7")
+    expect(terminal.locator(".al-item[data-kind='help'] .al-state")).to_contain_text("等待回应")
+
+    terminal.goto("about:blank")  # the terminal is off while the manager acknowledges
+    help_page = eventually(lambda: next(iter(list_pages(live, manager)), None), timeout=10)
+    post(live, "pager", f"/pages/{help_page['id']}/ack", manager)
+
+    terminal.goto(urls.terminal("2"))
+    expect(terminal.locator(".al-item[data-kind='help'] .al-state")).to_contain_text("大堂经理 正在赶来")

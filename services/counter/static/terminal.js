@@ -19,6 +19,7 @@
   const waitingUrl = "/branches/" + encodeURIComponent(branch.id) + "/counters/" + encodeURIComponent(counterCfg.id) +
     "/terminal/waiting";
   const ACTIONS = { F1: "call-next", F2: "recall", F3: "complete", F4: "no-show" };
+  const RESTORE_WITHIN_MS = 12 * 3600 * 1000;
   const KIND = {
     distress: ["静默呼叫", "Silent call"],
     help: ["需要协助", "Help"],
@@ -283,7 +284,7 @@
 
   function remember() {
     const kept = Array.from(alerts.values()).slice(-10).map((a) => ({ id: a.id, kind: a.kind, note: a.note, at: a.at }));
-    try { sessionStorage.setItem(alertsKey, JSON.stringify(kept)); } catch (err) { /* memory only */ }
+    try { localStorage.setItem(alertsKey, JSON.stringify(kept)); } catch (err) { /* memory only */ }
   }
 
   function mergeAlert(alert, extra) {
@@ -415,8 +416,11 @@
 
   function restoreAlerts() {
     let kept = [];
-    try { kept = JSON.parse(sessionStorage.getItem(alertsKey) || "[]"); } catch (err) { kept = []; }
-    kept.forEach((a) => alerts.set(a.id, { id: a.id, kind: a.kind, note: a.note, at: a.at, status: "sent" }));
+    try { kept = JSON.parse(localStorage.getItem(alertsKey) || "[]"); } catch (err) { kept = []; }
+    // This shift's calls only: a terminal restarted tomorrow starts with an empty list.
+    const since = Date.now() - RESTORE_WITHIN_MS;
+    kept.filter((a) => Date.parse(a.at) > since)
+      .forEach((a) => alerts.set(a.id, { id: a.id, kind: a.kind, note: a.note, at: a.at, status: "sent" }));
   }
 
   // Keyboard.
