@@ -30,6 +30,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
 
 # The same gunicorn invocation as `lobby up` (services/stack.py): threaded, since each Server-Sent
 # Events client holds a thread for as long as it listens.
-CMD ["python", "-m", "gunicorn", "--worker-class", "gthread", "--threads", "64", "--workers", "1", \
+CMD ["python", "-m", "gunicorn", "--worker-class", "gthread", "--threads", "1024", \
+     "--worker-connections", "2048", "--workers", "1", \
      "--bind", "0.0.0.0:5001", "--graceful-timeout", "3", "--timeout", "60", \
      "services.kiosk.app:create_app()"]

@@ -22,15 +22,20 @@ from services.common.redis_server import RedisServer
 
 log = logging.getLogger("lobby.stack")
 SERVICES = ("kiosk", "counter", "pager")
-# Threaded workers: a Server-Sent Events client holds one thread for as long as it listens.
-GUNICORN_THREADS = 64
+# Threaded workers: a Server-Sent Events client holds one thread (and one Redis connection) for as long as it
+# listens. 1,024 threads let one service carry a region's screens and devices (BENCHMARKS.md, B4: 1,000
+# clients over 50 branches, delivery p99 in tens of ms); threads start only as clients come, so an idle
+# service costs no more than with 64. gthread also caps open connections (default 1,000): keep-alive
+# clients waiting for their next request count too, so allow twice the threads.
+GUNICORN_THREADS = 1024
+GUNICORN_WORKER_CONNECTIONS = 2048
 
 
 def gunicorn_command(app: str, bind: str) -> list[str]:
     """Return the command that serves one app the way every service is served (the benchmarks reuse it)."""
     return [
-        sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads",
-        str(GUNICORN_THREADS), "--workers", "1", "--bind", bind,
+        sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--threads", str(GUNICORN_THREADS),
+        "--worker-connections", str(GUNICORN_WORKER_CONNECTIONS), "--workers", "1", "--bind", bind,
         "--graceful-timeout", "3", "--timeout", "60", "--log-level", "warning", app,
     ]
 

@@ -12,6 +12,10 @@ from services.common.config import settings
 COMMAND_TIMEOUT_S = 1.5
 # Stream readers block up to KEEPALIVE_S in XREAD, so their socket waits longer than that.
 STREAM_TIMEOUT_S = 25.0
+# Connections a pool may open. redis-py 8 caps a pool at 100 by default, and every Server-Sent Events client
+# holds a stream connection for as long as it listens: the 101st live screen got a 500 (BENCHMARKS.md, B4).
+# Room for every thread of a web service (services/stack.py), and more.
+MAX_CONNECTIONS = 4096
 
 
 @lru_cache(maxsize=16)
@@ -23,6 +27,7 @@ def _client(url: str, *, decode: bool, timeout: float) -> redis.Redis:
         socket_connect_timeout=COMMAND_TIMEOUT_S,
         health_check_interval=30,
         retry_on_timeout=False,
+        max_connections=MAX_CONNECTIONS,
     )
 
 
