@@ -63,3 +63,10 @@ class ErrorBody(BaseModel):
     """The body of every 4xx/5xx answer."""
 
     error: ErrorDetail
+
+
+# What any API operation may answer besides its own results: bad JSON (400), a body too large (413) or not
+# JSON (415), invalid input (422), and Redis unreachable (503). Blueprints add their own (401, 403, 404...).
+COMMON_RESPONSES: dict[str, type[BaseModel]] = {
+    "400": ErrorBody, "413": ErrorBody, "415": ErrorBody, "422": ErrorBody, "503": ErrorBody,
+}

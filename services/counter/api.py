@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from services.common import auth, keys, ratelimits, streams
 from services.common.config import ID_PATTERN
 from services.common.contracts import PageKind, Priority
-from services.common.errors import ErrorBody, Forbidden, NotFound
+from services.common.errors import COMMON_RESPONSES, ErrorBody, Forbidden, NotFound
 from services.common.idempotency import idempotent
 from services.common.paths import AlertPath, CounterPath, Strict
 from services.common.ratelimits import limiter
@@ -24,7 +24,7 @@ SECURITY = [{"bearer": []}]
 api = APIBlueprint(
     "counter_api", __name__, url_prefix="/api/v1/branches/<branch>/counters/<counter>",
     abp_tags=[Tag(name="counter", description="the teller's terminal")], abp_security=SECURITY,
-    abp_responses={"401": ErrorBody, "403": ErrorBody, "404": ErrorBody, "422": ErrorBody},
+    abp_responses={**COMMON_RESPONSES, "401": ErrorBody, "403": ErrorBody, "404": ErrorBody},
 )
 
 NOTE = Field(default=None, max_length=500)

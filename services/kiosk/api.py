@@ -10,7 +10,7 @@ from pydantic import Field
 
 from services.common import keys, ratelimits, streams, tickets
 from services.common.config import ID_PATTERN
-from services.common.errors import ErrorBody, NotFound, Unprocessable
+from services.common.errors import COMMON_RESPONSES, ErrorBody, NotFound, Unprocessable
 from services.common.idempotency import idempotent
 from services.common.paths import BranchPath, Strict, TicketPath
 from services.common.ratelimits import limiter
@@ -20,7 +20,7 @@ from services.kiosk import screen
 
 api = APIBlueprint("kiosk_api", __name__, url_prefix="/api/v1/branches/<branch>",
                    abp_tags=[Tag(name="kiosk", description="tickets and the lobby screen")],
-                   abp_responses={"404": ErrorBody, "422": ErrorBody})
+                   abp_responses={**COMMON_RESPONSES, "404": ErrorBody})
 
 
 class TicketRequest(Strict):

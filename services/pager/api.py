@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from services.common import auth, keys, streams
 from services.common.config import Manager
-from services.common.errors import ErrorBody, Forbidden
+from services.common.errors import COMMON_RESPONSES, ErrorBody, Forbidden
 from services.common.idempotency import idempotent
 from services.common.paths import BranchPath, PagePath, Strict
 from services.common.schemas import PageEnvelope, PageList
@@ -20,7 +20,7 @@ from services.pager import pages
 api = APIBlueprint(
     "pager_api", __name__, url_prefix="/api/v1/branches/<branch>/pages",
     abp_tags=[Tag(name="pager", description="the managers' devices")], abp_security=[{"bearer": []}],
-    abp_responses={"401": ErrorBody, "403": ErrorBody, "404": ErrorBody, "422": ErrorBody},
+    abp_responses={**COMMON_RESPONSES, "401": ErrorBody, "403": ErrorBody, "404": ErrorBody},
 )
 
 
