@@ -1,0 +1,12 @@
+# Benchmarks (issue 7; results in BENCHMARKS.md). Each starts its own Redis and the whole stack.
+PYTHON ?= .venv/bin/python
+
+.PHONY: bench bench-quick
+
+# The full run: a few minutes; writes bench/results/latest-full.json and a timestamped copy.
+bench:
+	$(PYTHON) -m services.bench
+
+# Every benchmark with small counts, in seconds: checks the harness works (timings mean nothing).
+bench-quick:
+	$(PYTHON) -m services.bench --quick

@@ -1,0 +1,37 @@
+"""The benchmark harness's quick mode runs end to end and reports every benchmark (no timing targets here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROWS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6")
+
+
+@pytest.mark.timeout(240)
+def test_quick_mode_prints_and_writes_every_row(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "services.bench", "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=230, check=False)
+    assert done.returncode == 0, done.stderr[-4000:]
+    table = [line for line in done.stdout.splitlines() if line.startswith("| B")]
+    assert [line.split("|")[1].strip() for line in table] == list(ROWS)
+
+    document = json.loads((tmp_path / "latest-quick.json").read_text(encoding="utf-8"))
+    assert document["mode"] == "quick"
+    assert set(ROWS) <= set(document["results"])
+    assert document["table"].count("\n| B") == len(ROWS)
+    assert {"nproc", "cpu", "memory_gib", "python", "redis"} <= set(document["machine"])
+    results = document["results"]
+    # Every benchmark measured something: the harness drove the real stack, end to end.
+    assert results["B0"]["n"] > 0 and results["B0"]["p99_ms"] is not None
+    assert results["B1"]["n"] > 0 and results["B1"]["accepted"] == results["B1"]["presses"]
+    assert results["B2"]["n"] > 0
+    assert results["B3"]["hello"]["rps"] > 0 and results["B3"]["tickets"]["rps"] > 0
+    assert results["B4"]["connected"] == results["B4"]["clients"] > 0 and results["B4"]["n"] > 0
+    assert results["B5"]["timers"] > 0
+    assert results["B6"]["tickets"] > 0 and results["B6"]["pages"] > 0
+    assert results["B6"]["bytes_per_ticket"] and results["B6"]["bytes_per_page"]
