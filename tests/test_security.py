@@ -167,3 +167,22 @@ def test_public_views_carry_no_calls_tokens_or_internal_ids(live, token, sse, r)
     for secret in [marker, "distress", "ask_supervisor", "help", counter_token, device_token,
                    counter_token.split(".")[2], *alert_ids, *page_ids]:
         assert secret not in public, secret
+
+
+def test_every_page_sends_a_content_security_policy_and_refuses_frames(apps, clients):
+    values = {"branch": BRANCH, "counter": "vip", "number": "V001", "filename": "lobby.css"}
+    pages = 0
+    for service, app in apps.items():
+        for rule in app.url_map.iter_rules():
+            if not rule.rule.startswith("/branches/"):
+                continue
+            path = re.sub(r"<(?:\w+:)?(\w+)>", lambda m: values[m.group(1)], rule.rule)
+            for target in (path, path.replace(BRANCH, "nowhere")):  # the page, and its error page
+                response = clients[service].get(target)
+                policy = response.headers.get("Content-Security-Policy", "")
+                assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy, (target, policy)
+                assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+                assert response.headers.get("X-Frame-Options") == "DENY", target
+                assert response.headers.get("Referrer-Policy") == "no-referrer", "a token in the URL stays here"
+                pages += 1
+    assert pages >= 14, "kiosk, screen, ticket, QR code, terminal, terminal waiting, device, and their errors"
