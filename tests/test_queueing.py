@@ -7,6 +7,7 @@ import pytest
 from services.common import counters, tickets
 from services.common.errors import Conflict, Unprocessable
 from services.counter.desk import Desk
+from services.kiosk import screen
 from tests.conftest import BLEND, BRANCH
 
 
@@ -153,6 +154,8 @@ def test_closing_needs_the_current_ticket_done_and_the_vip_counter_redirects(r, 
     assert vip.close().status == "closed"
     v002 = tickets.TicketReader(r, branch).get("V002")
     assert v002.redirect is not None and (v002.redirect.window, v002.redirect.reason) == ("3", "counter_closed")
+    notice = screen.snapshot(r, branch).notices[0]
+    assert (notice.window, notice.reason, notice.tickets) == ("3", "counter_closed", ["V002"])
     assert Desk(r, branch, "3").call_next().number == "V002"
     with pytest.raises(Conflict):
         vip.close()

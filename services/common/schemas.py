@@ -72,6 +72,8 @@ class Notice(BaseModel):
     window: str
     category: str
     tickets: list[str]
+    reason: Literal["vip_counter_paused", "counter_closed"] = Field(
+        default="vip_counter_paused", description="why: the counter paused (rule 1) or closed")
 
 
 class Screen(BaseModel):

@@ -30,7 +30,8 @@ def waiting(reader: TicketReader) -> dict[str, Waiting]:
 
 def notices(reader: TicketReader) -> list[Notice]:
     return [
-        Notice(kind="vip_redirect", window=rule.window, category=cat, tickets=reader.lines.waiting(cat))
+        Notice(kind="vip_redirect", window=rule.window, category=cat, tickets=reader.lines.waiting(cat),
+               reason=rule.reason)
         for cat, rule in sorted(reader.rules.items())
     ]
 
