@@ -60,10 +60,11 @@ def test_vip_pause_pages_manager_and_redirects_to_window_3(live, token, sse):
 
     # The screen redirects the waiting VIP customers to window 3, in the stream and the snapshot.
     notice = screen.wait_for(lambda e: e.type == "notice" and e.data["notices"], timeout=10)
-    assert notice.data["notices"][0] == {"kind": "vip_redirect", "window": "3", "category": "vip",
-                                         "tickets": numbers}
+    expected = {"kind": "vip_redirect", "window": "3", "category": "vip", "tickets": numbers,
+                "reason": "vip_counter_paused"}
+    assert notice.data["notices"][0] == expected
     snapshot = requests.get(f"{kiosk}{API}/screen", timeout=5).json()
-    assert snapshot["notices"] == [{"kind": "vip_redirect", "window": "3", "category": "vip", "tickets": numbers}]
+    assert snapshot["notices"] == [expected]
     ticket = requests.get(f"{kiosk}{API}/tickets/V002", timeout=5).json()["ticket"]
     assert ticket["redirect"] == {"window": "3", "reason": "vip_counter_paused"}
     assert requests.get(f"{kiosk}{API}/tickets/{personal}", timeout=5).json()["ticket"]["redirect"] is None
