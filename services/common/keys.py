@@ -49,6 +49,11 @@ def service_root(branch_id: str) -> str:
     return f"{branch(branch_id)}:service:"
 
 
+def pauses(branch_id: str, day: str) -> str:
+    """List of the pauses that ended on a day (JSON: counter, reason, expected and actual minutes), for reports."""
+    return f"{branch(branch_id)}:pauses:{day}"
+
+
 def calls(branch_id: str, day: str) -> str:
     """List of the latest calls, newest first, as JSON."""
     return f"{branch(branch_id)}:calls:{day}"

@@ -263,7 +263,12 @@ class Desk:
                  "paused_s": paused_s, "pause_alert_id": pause.get("alert_id")},
             )
             state["request"] = request
+            record = {"counter": self.id, "window": self.config.window, "reason": pause["reason"],
+                      "note": pause.get("note"), "expected_minutes": pause["expected_minutes"],
+                      "since": pause["since"], "resumed_at": clock.local_iso(self.branch, moment),
+                      "actual_s": paused_s, "alert_id": pause.get("alert_id")}
             pipe.multi()
+            pipe.rpush(keys.pauses(self.branch.id, clock.business_day(self.branch, moment)), json.dumps(record))
             pipe.hset(keys.counter(self.branch.id, self.id), "status", OPEN)
             pipe.hdel(keys.counter(self.branch.id, self.id), "pause")
             self._unredirect(pipe)
