@@ -54,6 +54,11 @@ def pauses(branch_id: str, day: str) -> str:
     return f"{branch(branch_id)}:pauses:{day}"
 
 
+def stats(branch_id: str) -> str:
+    """Hash of the branch's running counts for /metrics (services/common/metrics.py)."""
+    return f"{branch(branch_id)}:stats"
+
+
 def calls(branch_id: str, day: str) -> str:
     """List of the latest calls, newest first, as JSON."""
     return f"{branch(branch_id)}:calls:{day}"

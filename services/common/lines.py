@@ -20,7 +20,7 @@ from typing import NoReturn
 
 import redis
 
-from services.common import keys
+from services.common import keys, metrics
 
 # Ends the ticket the counter serves (KEYS[1] is the counter hash) with a status, and records its
 # service time for the wait estimates when it was served. Returns {number, day} or false.
@@ -46,7 +46,7 @@ local function finish_serving(counter, root, status, now_iso, now_ms, service_ro
 end
 """
 
-# KEYS: seq, line, days; ARGV: ticket key prefix, number prefix, category, issued_at, score (ms), day
+# KEYS: seq, line, days, stats; ARGV: ticket key prefix, number prefix, category, issued_at, score (ms), day
 # The score is kept strictly above the line's last so that tickets issued in one millisecond keep order.
 _ISSUE = """
 local n = redis.call('INCR', KEYS[1])
@@ -60,13 +60,14 @@ redis.call('HSET', ARGV[1] .. number, 'number', number, 'category', ARGV[3], 'st
   'issued_at', ARGV[4], 'score', score, 'day', ARGV[6])
 redis.call('ZADD', KEYS[2], score, number)
 redis.call('SADD', KEYS[3], ARGV[6])
+redis.call('HINCRBY', KEYS[4], 'tickets_issued:' .. ARGV[3], 1)
 return number
 """
 
-# KEYS: counter hash, calls list, then one line per lane.
+# KEYS: counter hash, calls list, stats hash, then one line per lane.
 # ARGV: 1 ticket root, 2 day, 3 counter id, 4 window, 5 now (ISO), 6 now (ms), 7 weighted (0/1),
 #       8 service root, 9 samples, then per lane: name, weight, wait limit (ms, 0 = none), priority (0/1).
-_CALL_NEXT = _FINISH_SERVING + """
+_CALL_NEXT = _FINISH_SERVING + metrics.lua_wait_bucket() + """
 local counter = KEYS[1]
 local status = redis.call('HGET', counter, 'status')
 if status and status ~= 'open' then
@@ -77,7 +78,7 @@ local finished = finish_serving(counter, ARGV[1], 'served', ARGV[5], now_ms, ARG
 local lanes = (#ARGV - 9) / 4
 local heads = {}
 for i = 1, lanes do
-  local head = redis.call('ZRANGE', KEYS[2 + i], 0, 0, 'WITHSCORES')
+  local head = redis.call('ZRANGE', KEYS[3 + i], 0, 0, 'WITHSCORES')
   if #head > 0 then
     heads[i] = {head[1], tonumber(head[2])}
   end
@@ -137,9 +138,11 @@ if not pick then
   return false
 end
 local number = heads[pick][1]
-redis.call('ZREM', KEYS[2 + pick], number)
-redis.call('HSET', ARGV[1] .. ARGV[2] .. ':' .. number, 'status', 'called', 'called_at', ARGV[5],
-  'called_ms', now_ms, 'window', ARGV[4], 'counter', ARGV[3])
+redis.call('ZREM', KEYS[3 + pick], number)
+local ticket = ARGV[1] .. ARGV[2] .. ':' .. number
+redis.call('HSET', ticket, 'status', 'called', 'called_at', ARGV[5], 'called_ms', now_ms, 'window', ARGV[4],
+  'counter', ARGV[3])
+record_wait(KEYS[3], redis.call('HGET', ticket, 'category'), math.max(0, now_ms - heads[pick][2]) / 1000)
 redis.call('HSET', counter, 'serving', number, 'serving_day', ARGV[2])
 redis.call('LPUSH', KEYS[2], cjson.encode({number = number, window = ARGV[4], called_at = ARGV[5]}))
 redis.call('LTRIM', KEYS[2], 0, 49)
@@ -289,7 +292,8 @@ class Lines:
     def add(self, category: str, prefix: str, issued_at: str, score_ms: int) -> str:
         """Number a new ticket and put it at the end of its line; return its number."""
         return self._issue(
-            keys=[keys.ticket_seq(self.branch_id, self.day, category), self.key(category), keys.days(self.branch_id)],
+            keys=[keys.ticket_seq(self.branch_id, self.day, category), self.key(category), keys.days(self.branch_id),
+                  keys.stats(self.branch_id)],
             args=[f"{keys.ticket_root(self.branch_id)}{self.day}:", prefix, category, issued_at, score_ms, self.day],
         )
 
@@ -303,7 +307,7 @@ class Lines:
         try:
             reply = self._call_next(
                 keys=[keys.counter(self.branch_id, counter_id), keys.calls(self.branch_id, self.day),
-                      *(lane.key for lane in lanes)],
+                      keys.stats(self.branch_id), *(lane.key for lane in lanes)],
                 args=args,
             )
         except redis.ResponseError as exc:

@@ -16,6 +16,7 @@ import redis
 from flask import Response, request
 
 from services.common.errors import BadRequest
+from services.common.metrics import SSE_CLIENTS
 
 KEEPALIVE_S = 10  # API.md: a comment at least every 15 s, so a silent stream stays well inside it
 DEFAULT_MAXLEN = 10_000
@@ -56,6 +57,12 @@ def requested_cursor() -> str | None:
     return cursor
 
 
+def audience(stream_key: str) -> str:
+    """Name who follows a stream, for metrics: screen, device or terminal."""
+    name = stream_key.rsplit(":stream:", 1)[-1]
+    return "terminal" if name.startswith("counter:") else name
+
+
 def sse_response(
     r: redis.Redis,
     stream_key: str,
@@ -67,6 +74,14 @@ def sse_response(
     cursor = requested_cursor()
 
     def events() -> Iterator[str]:
+        clients = SSE_CLIENTS.labels(audience(stream_key))
+        clients.inc()
+        try:
+            yield from follow()
+        finally:  # the client went away (the server closes the generator) or the stream failed
+            clients.dec()
+
+    def follow() -> Iterator[str]:
         position = cursor
         yield f"retry: {RETRY_MS}\n\n"
         if position is None:

@@ -12,12 +12,13 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from services.common import config, ratelimits
+from services.common import config, metrics, ratelimits
 from services.common.config import Branch, Settings
 from services.common.errors import ApiError, BadRequest, ErrorBody, Forbidden, NotFound
 from services.common.redis import get_redis, get_stream_redis
 
 MAX_BODY_BYTES = 64 * 1024
+METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BEARER = {"bearer": {"type": "http", "scheme": "bearer"}}
 log = logging.getLogger("lobby")
 
@@ -54,6 +55,8 @@ def create_service_app(import_name: str, service: str, test_config: dict[str, An
 
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok", "service": service})
     app.add_url_rule("/readyz", "readyz", _readyz)
+    registry = metrics.registry_for(service, app.config["BRANCHES"], redis_client)
+    app.add_url_rule("/metrics", "metrics", lambda: Response(metrics.render(registry), mimetype=METRICS_TYPE))
     app.add_url_rule("/openapi.json", "openapi_json", lambda: jsonify(current_app.api_doc))  # type: ignore
     return app
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 import redis
 
-from services.common import clock, contracts, keys, streams
+from services.common import clock, contracts, keys, metrics, streams
 from services.common.config import Branch
 from services.common.contracts import PAGE_TIMER, PageTimer
 from services.common.schemas import AuditEntry, Page
@@ -111,6 +111,8 @@ def fire(r: redis.Redis, branch: Branch, page_id: str, kind: str, due_ms: int) -
         pipe.multi()
         pipe.set(page_key, page.model_dump_json())
         pipe.zadd(timers_key, following)
+        if outcome["result"] == "escalated":
+            metrics.count(pipe, branch.id, f"escalations:{page.kind}")
         streams.append(pipe, keys.stream(branch.id, keys.DEVICE), "page_updated",
                        {"page": page.model_dump(mode="json"), "change": outcome["result"]})
 

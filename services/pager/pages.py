@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from services.common import clock, contracts, keys, streams
+from services.common import clock, contracts, keys, metrics, streams
 from services.common.config import Branch, Manager
 from services.common.contracts import PAGE_EVENT, PageEvent, PageRequest
 from services.common.errors import Conflict, NotFound
@@ -88,6 +88,7 @@ def create(r: redis.Redis, branch: Branch, request: PageRequest) -> tuple[Page, 
         pipe.set(keys.page(branch.id, page.id), page.model_dump_json())
         pipe.zadd(keys.pages_all(branch.id), {page.id: score})
         pipe.zadd(keys.pages_active(branch.id), {page.id: score})
+        metrics.count(pipe, branch.id, f"pages:{page.kind}:{page.priority}")
         if timers:
             pipe.zadd(keys.timers(branch.id), timers)
         streams.append(pipe, keys.stream(branch.id, keys.DEVICE), PAGE, {"page": page.model_dump(mode="json")})
@@ -138,6 +139,9 @@ def update(r: redis.Redis, branch: Branch, page_id: str, change: Callable[[Page]
             return
         pipe.multi()
         pipe.set(key, after.model_dump_json())
+        if before.acknowledged_at is None and after.acknowledged_at is not None:
+            waited_s = (clock.parse_iso(after.acknowledged_at) - clock.parse_iso(after.created_at)).total_seconds()
+            metrics.observe(pipe, branch.id, "ack", after.kind, max(0.0, waited_s), metrics.ACK_BUCKETS_S)
         if after.status != OPEN:
             escalation.cancel(pipe, branch.id, page_id)
         if after.status == RESOLVED:

@@ -1,0 +1,80 @@
+"""Prometheus metrics: each service's /metrics parses with prometheus-client's parser and moves with the day."""
+
+from __future__ import annotations
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import BRANCH, QUICK, settle
+from tests.sse import eventually
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(live, service: str) -> Samples:
+    """Return every sample of a service's /metrics, keyed by name and sorted labels."""
+    response = requests.get(f"{live.url(service)}/metrics", timeout=5)
+    assert response.status_code == 200 and response.headers["Content-Type"].startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[sample.name, tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_move_with_a_scripted_morning(live, token, sse):
+    before = {s: scrape(live, s) for s in ("kiosk", "counter", "pager")}
+    api = f"/api/v1/branches/{BRANCH}"
+    for category in ("vip", "vip", "vip", "personal", "personal"):
+        assert requests.post(f"{live.url('kiosk')}{api}/tickets", json={"category": category},
+                             timeout=5).status_code == 201
+    vip = {"Authorization": f"Bearer {token('counter', 'vip')}"}
+    one = {"Authorization": f"Bearer {token('counter', '1')}"}
+    for headers, counter in ((vip, "vip"), (vip, "vip"), (one, "1")):
+        assert requests.post(f"{live.url('counter')}{api}/counters/{counter}/call-next", headers=headers,
+                             timeout=5).json()["ticket"] is not None
+    device = {"Authorization": f"Bearer {token('device', 'lobby-manager')}"}
+    feed = sse(f"{live.url('pager')}{api}/pages/events", headers=device)
+    distress = requests.post(f"{live.url('counter')}{api}/counters/1/alerts", headers=one,
+                             json={"kind": "distress"}, timeout=5).json()["alert"]["id"]
+    page = feed.wait_for(lambda e: e.type == "page" and e.data["page"]["details"]["alert_id"] == distress)
+    assert requests.post(f"{live.url('pager')}{api}/pages/{page.data['page']['id']}/ack", headers=device,
+                         timeout=5).status_code == 200
+    # A help call at the quick branch goes unanswered: it escalates after 2 s there.
+    quick_help = requests.post(f"{live.url('counter')}/api/v1/branches/{QUICK}/counters/3/alerts",
+                               headers={"Authorization": f"Bearer {token('counter', '3', QUICK)}"},
+                               json={"kind": "help"}, timeout=5)
+    assert quick_help.status_code == 202
+    settle()
+
+    after = {s: scrape(live, s) for s in ("kiosk", "counter", "pager")}
+
+    def moved(service: str, name: str, **labels: str) -> float:
+        return value(after[service], name, **labels) - value(before[service], name, **labels)
+
+    assert moved("kiosk", "lobby_tickets_issued_total", branch=BRANCH, category="vip") == 3
+    assert moved("kiosk", "lobby_tickets_issued_total", branch=BRANCH, category="personal") == 2
+    assert moved("counter", "lobby_tickets_called_total", branch=BRANCH, category="vip") == 2
+    assert moved("counter", "lobby_tickets_called_total", branch=BRANCH, category="personal") == 1
+    assert moved("counter", "lobby_ticket_wait_seconds_count", branch=BRANCH, category="vip") == 2
+    assert moved("counter", "lobby_ticket_wait_seconds_bucket", branch=BRANCH, category="vip", le="60.0") == 2, \
+        "called within seconds of being taken"
+    assert moved("counter", "lobby_ticket_wait_seconds_bucket", branch=BRANCH, category="vip", le="+Inf") == 2
+    assert moved("pager", "lobby_pages_total", branch=BRANCH, kind="distress", priority="urgent") == 1
+    assert moved("pager", "lobby_pages_total", branch=QUICK, kind="help", priority="high") == 1
+    assert moved("pager", "lobby_page_ack_seconds_count", branch=BRANCH, kind="distress") == 1
+    assert value(after["pager"], "lobby_sse_clients", audience="device") >= 1, "the open device feed counts"
+    for service in ("kiosk", "counter", "pager"):
+        assert (("lobby_rq_queue_depth", (("queue", service),)) in after[service])
+        assert value(after[service], "lobby_rq_failed_jobs", queue=service) == 0
+        assert value(after[service], "process_resident_memory_bytes") > 0
+    assert ("lobby_tickets_issued_total", (("branch", BRANCH), ("category", "vip"))) not in after["counter"], \
+        "each service exports what it owns, so nothing is counted twice across services"
+
+    # Unanswered, the quick branch's page climbs to the deputy: the escalation counter moves.
+    eventually(lambda: value(scrape(live, "pager"), "lobby_escalations_total", branch=QUICK, kind="help") >= 1,
+               timeout=15)
