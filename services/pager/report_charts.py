@@ -1,0 +1,211 @@
+"""The daily report's charts, drawn here as SVG: no script, no CDN, nothing the page's CSP would refuse.
+
+Each chart is an `<svg role="img">` with a `<title>` and a `<desc>` that says its numbers in words, and
+text labels on the bars, so it reads without colour and to a screen reader. Every text is escaped.
+Colours are presentation attributes (`fill=`), never `style=`, which the pages' CSP forbids.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from markupsafe import Markup, escape
+
+from services.pager.report import Report, duration_text
+
+INK, MUTED, GRID, AXIS = "#17202b", "#525e6d", "#e3e8ef", "#9aa6b5"
+DANGER = "#a3211a"
+# Category colours in the order of the branch's categories: gold for the first VIP line, then blues and greens.
+VIP_COLOURS = ("#a87a1f", "#c4902a")
+COLOURS = ("#1558b0", "#1b6e45", "#6b4fa0", "#0f7c8c", "#b4532a", "#50607a")
+P50_COLOUR, P90_COLOUR = "#8fb3e3", "#1558b0"
+PAGES_COLOUR = "#163a66"
+WIDTH = 720
+
+
+def category_colours(report: Report) -> dict[str, str]:
+    """Give each category a colour: gold for VIP lines, then a palette by order."""
+    out, vip, other = {}, 0, 0
+    for c in report.categories:
+        if c.vip:
+            out[c.category] = VIP_COLOURS[vip % len(VIP_COLOURS)]
+            vip += 1
+        else:
+            out[c.category] = COLOURS[other % len(COLOURS)]
+            other += 1
+    return out
+
+
+def nice_ceiling(value: float, ticks: int = 5, *, whole: bool = False) -> tuple[float, float]:
+    """Return an axis top at or above value and its tick step (1, 2 or 5 times a power of ten; whole: at least 1)."""
+    if value <= 0:
+        return 1.0, 1.0
+    raw = value / ticks
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9))
+    if whole:
+        step = max(1.0, float(round(step)))
+    return float(step * math.ceil(value / step - 1e-9)), float(step)
+
+
+def _ticks(axis_top: float, step: float) -> list[float]:
+    return [i * step for i in range(round(axis_top / step) + 1)]
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 12, fill: str = INK,
+          weight: str = "normal", cls: str = "") -> str:
+    extra = f' font-weight="{weight}"' if weight != "normal" else ""
+    klass = f' class="{cls}"' if cls else ""
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{fill}"{extra}{klass}>'
+            f"{escape(content)}</text>")
+
+
+def _svg(chart_id: str, height: int, title: str, desc: str, body: Sequence[str]) -> Markup:
+    head = (f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" id="{escape(chart_id)}" '
+            f'viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}" role="img" '
+            f'aria-labelledby="{escape(chart_id)}-title {escape(chart_id)}-desc">'
+            f'<title id="{escape(chart_id)}-title">{escape(title)}</title>'
+            f'<desc id="{escape(chart_id)}-desc">{escape(desc)}</desc>')
+    return Markup(head + "".join(body) + "</svg>")
+
+
+def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
+    out = []
+    for label, colour in items:
+        out.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="12" height="12" rx="2" fill="{colour}"/>')
+        out.append(_text(x + 17, y, label, size=12))
+        x += 17 + 12 * len(label) * 0.62 + 22
+    return out
+
+
+def _empty(chart_id: str, title: str, height: int = 120) -> Markup:
+    return _svg(chart_id, height, title, "当日无数据 No data for this day",
+                [_text(WIDTH / 2, height / 2, "当日无数据 · No data for this day", anchor="middle", size=14,
+                       fill=MUTED)])
+
+
+def tickets_by_hour(report: Report) -> Markup:
+    """Draw the tickets issued per hour as bars stacked by category, with each hour's total on top."""
+    chart_id, title = "chart-hours", "每小时取号 Tickets issued per hour"
+    if not report.hours:
+        return _empty(chart_id, title)
+    colours = category_colours(report)
+    height, left, right, top, bottom = 300, 44, 12, 44, 34
+    plot_w, plot_h = WIDTH - left - right, height - top - bottom
+    axis_top, step = nice_ceiling(max(h.total for h in report.hours), whole=True)
+    body = _legend([(f"{c.name} {c.name_en}", colours[c.category]) for c in report.categories], left, 18)
+    body += _grid(left, top, plot_w, plot_h, axis_top, step)
+    slot = plot_w / len(report.hours)
+    bar_w = min(56.0, slot * 0.62)
+    for i, h in enumerate(report.hours):
+        x = left + slot * i + (slot - bar_w) / 2
+        y = top + plot_h
+        for c in report.categories:
+            n = h.counts.get(c.category, 0)
+            if not n:
+                continue
+            bar_h = plot_h * n / axis_top
+            y -= bar_h
+            body.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{bar_h:.1f}" '
+                        f'fill="{colours[c.category]}"><title>{escape(f"{h.label} {c.name} {c.name_en}: {n}")}'
+                        "</title></rect>")
+        if h.total:
+            body.append(_text(x + bar_w / 2, y - 5, str(h.total), anchor="middle", weight="bold"))
+        body.append(_text(left + slot * i + slot / 2, top + plot_h + 18, f"{h.hour:02d}时", anchor="middle",
+                          fill=MUTED))
+    desc = "；".join(f"{h.label} 共 {h.total}（" + "，".join(f"{c.name} {h.counts.get(c.category, 0)}"
+                                                            for c in report.categories) + "）"
+                    for h in report.hours)
+    return _svg(chart_id, height, title, desc, body)
+
+
+def _grid(left: float, top: float, plot_w: float, plot_h: float, axis_top: float, step: float,
+          label: str = "{}") -> list[str]:
+    out = []
+    for value in _ticks(axis_top, step):
+        y = top + plot_h - plot_h * value / axis_top
+        out.append(f'<line x1="{left:.1f}" y1="{y:.1f}" x2="{left + plot_w:.1f}" y2="{y:.1f}" '
+                   f'stroke="{GRID if value else AXIS}" stroke-width="1"/>')
+        out.append(_text(left - 6, y + 4, label.format(_num(value)), anchor="end", size=11, fill=MUTED))
+    return out
+
+
+def waiting_times(report: Report) -> Markup:
+    """Draw each category's p50 and p90 waiting time as horizontal bars (minutes), with the VIP threshold."""
+    chart_id, title = "chart-waits", "等候时间 Waiting time p50 / p90"
+    rows = [c for c in report.categories if c.called]
+    if not rows:
+        return _empty(chart_id, title)
+    left, right, top, row_h = 170, 86, 44, 46
+    height = top + row_h * len(rows) + 34
+    plot_w = WIDTH - left - right
+    threshold_min = report.vip_wait_threshold_minutes if any(c.vip for c in rows) else 0
+    longest = max([max(c.wait_p90_s or 0, c.wait_p50_s or 0) / 60 for c in rows] + [threshold_min])
+    axis_top, step = nice_ceiling(longest)
+    body = _legend([("p50 中位数 median", P50_COLOUR), ("p90", P90_COLOUR)], left, 18)
+    for value in _ticks(axis_top, step):
+        x = left + plot_w * value / axis_top
+        body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
+                    f'stroke="{GRID if value else AXIS}" stroke-width="1"/>')
+        body.append(_text(x, top + row_h * len(rows) + 16, f"{_num(value)}", anchor="middle", size=11, fill=MUTED))
+    body.append(_text(left + plot_w, top + row_h * len(rows) + 30, "分钟 minutes", anchor="end", size=11,
+                      fill=MUTED))
+    for i, c in enumerate(rows):
+        y = top + row_h * i
+        body.append(_text(left - 10, y + 18, c.name, anchor="end", size=13, weight="bold"))
+        body.append(_text(left - 10, y + 33, c.name_en, anchor="end", size=11, fill=MUTED))
+        for j, (value_s, colour, tag) in enumerate(((c.wait_p50_s, P50_COLOUR, "p50"),
+                                                     (c.wait_p90_s, P90_COLOUR, "p90"))):
+            bar_y = y + 6 + j * 16
+            bar_w = plot_w * (value_s or 0) / 60 / axis_top
+            body.append(f'<rect x="{left}" y="{bar_y}" width="{max(bar_w, 1.5):.1f}" height="13" rx="2" '
+                        f'fill="{colour}"/>')
+            body.append(_text(left + bar_w + 6, bar_y + 11, f"{tag} {duration_text(value_s)}", size=11))
+    if threshold_min:
+        x = left + plot_w * threshold_min / axis_top
+        body.append(f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
+                    f'stroke="{DANGER}" stroke-width="1.5" stroke-dasharray="5 4"/>')
+        body.append(_text(x + 4, top - 10, f"贵宾阈值 VIP threshold {_num(threshold_min)} min", size=11,
+                          fill=DANGER))
+    desc = "；".join(f"{c.name}：p50 {duration_text(c.wait_p50_s)}，p90 {duration_text(c.wait_p90_s)}，"
+                    f"最长 {duration_text(c.wait_max_s)}（{c.called} 位已叫号）" for c in rows)
+    return _svg(chart_id, height, title, desc, body)
+
+
+def pages_by_kind(report: Report) -> Markup:
+    """Draw the pages of each kind as horizontal bars, the escalated part in red, with p50 to acknowledge."""
+    chart_id, title = "chart-pages", "呼叫与升级 Pages by kind, escalated"
+    rows = [k for k in report.pages if k.pages]
+    if not rows:
+        return _empty(chart_id, title)
+    left, right, top, row_h = 170, 190, 44, 34
+    height = top + row_h * len(rows) + 30
+    plot_w = WIDTH - left - right
+    axis_top, step = nice_ceiling(max(k.pages for k in rows), whole=True)
+    body = _legend([("呼叫 pages", PAGES_COLOUR), ("已升级 escalated", DANGER)], left, 18)
+    for value in _ticks(axis_top, step):
+        x = left + plot_w * value / axis_top
+        body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
+                    f'stroke="{GRID if value else AXIS}" stroke-width="1"/>')
+        body.append(_text(x, top + row_h * len(rows) + 16, _num(value), anchor="middle", size=11, fill=MUTED))
+    for i, k in enumerate(rows):
+        y = top + row_h * i
+        body.append(_text(left - 10, y + 14, k.name, anchor="end", size=13, weight="bold"))
+        body.append(_text(left - 10, y + 27, k.name_en, anchor="end", size=10, fill=MUTED))
+        bar_w = plot_w * k.pages / axis_top
+        body.append(f'<rect x="{left}" y="{y + 5}" width="{bar_w:.1f}" height="18" rx="2" fill="{PAGES_COLOUR}"/>')
+        if k.escalated:
+            esc_w = plot_w * k.escalated / axis_top
+            body.append(f'<rect x="{left}" y="{y + 5}" width="{esc_w:.1f}" height="18" rx="2" fill="{DANGER}"/>')
+        label = f"{k.pages}" + (f"（升级 {k.escalated}）" if k.escalated else "")
+        body.append(_text(left + bar_w + 6, y + 19, label, size=12, weight="bold"))
+        body.append(_text(WIDTH - 6, y + 19, f"确认 p50 {duration_text(k.ack_p50_s)} · p90 "
+                                             f"{duration_text(k.ack_p90_s)}", anchor="end", size=11, fill=MUTED))
+    desc = "；".join(f"{k.name} {k.pages} 条，升级 {k.escalated}，未确认 {k.unacknowledged}，确认用时 p50 "
+                    f"{duration_text(k.ack_p50_s)}，p90 {duration_text(k.ack_p90_s)}" for k in rows)
+    return _svg(chart_id, height, title, desc, body)
