@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--branch", required=True)
     listing.set_defaults(func=cmd_tokens_list)
 
+    status = sub.add_parser("status", help="queues, workers, failed jobs and open pages per branch")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=cmd_status)
+
     args = parser.parse_args(argv)
     return args.func(args) or 0
 
@@ -89,10 +93,29 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    from services.common import worker
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import redis
+
+    from services import status
+    from services.common.config import load_branches
+    from services.common.redis import get_rq_redis
+
+    settings = Settings.from_env()
+    try:
+        found = status.collect(get_redis(settings.redis_url), get_rq_redis(settings.redis_url),
+                               load_branches(settings.config_path))
+    except redis.RedisError as exc:
+        return _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
+    print(json.dumps(found, indent=2, ensure_ascii=False) if args.json else status.render(found))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from services.common import logs, worker
+
+    logs.setup(f"{args.queue}-worker")
     periodic = []
     if args.queue == PAGER:
         from services.pager.jobs import sweep

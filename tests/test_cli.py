@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ import time
 import requests
 
 from services.common.redis_server import free_port
-from tests.conftest import BRANCH
+from tests.conftest import BRANCH, settle
 
 API = f"/api/v1/branches/{BRANCH}"
 
@@ -41,6 +42,26 @@ def test_tokens_issue_prints_only_the_token_and_revoke_works_at_once(live, r):
     assert lobby("tokens", "revoke", "--branch", BRANCH, token).returncode == 0
     revoked = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert revoked.status_code == 401
+
+
+def test_status_shows_queues_workers_and_open_pages(live, r, token):
+    headers = {"Authorization": f"Bearer {token('counter', '2')}"}
+    for kind in ("distress", "help"):
+        assert requests.post(f"{live.url('counter')}{API}/counters/2/alerts", headers=headers, json={"kind": kind},
+                             timeout=5).status_code == 202
+    requests.post(f"{live.url('kiosk')}{API}/tickets", json={"category": "vip"}, timeout=5)
+    settle()
+    found = json.loads(lobby("status", "--json").stdout)
+    assert [q["queue"] for q in found["queues"]] == ["kiosk", "counter", "pager"]
+    assert all(q["failed"] == 0 for q in found["queues"])
+    assert {q for w in found["workers"] for q in w["queues"]} >= {"kiosk", "counter", "pager"}, "the stack's workers"
+    zhongnan = next(b for b in found["branches"] if b["branch"] == BRANCH)
+    assert zhongnan["open_pages"] == {"urgent": 1, "high": 1} and zhongnan["outbox"] == 0
+    assert zhongnan["waiting"]["vip"] == 1 and zhongnan["counters"]["2"] == "open"
+    text = lobby("status").stdout
+    assert "WORKERS" in text and "1 urgent, 1 high" in text
+    down = lobby("status", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    assert down.returncode == 2 and "cannot reach Redis" in down.stderr
 
 
 def test_tokens_issue_refuses_unknown_names(live):

@@ -12,7 +12,7 @@ from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from services.common import config, metrics, ratelimits
+from services.common import config, logs, metrics, ratelimits
 from services.common.config import Branch, Settings
 from services.common.errors import ApiError, BadRequest, ErrorBody, Forbidden, NotFound
 from services.common.redis import get_redis, get_stream_redis
@@ -48,6 +48,9 @@ def create_service_app(import_name: str, service: str, test_config: dict[str, An
     app.register_error_handler(redis.ConnectionError, _redis_down)
     app.register_error_handler(redis.TimeoutError, _redis_down)
     app.register_error_handler(Exception, _unexpected)
+    if not app.testing:
+        logs.setup(service)
+    logs.install(app)
     app.before_request(_refuse_cross_site)
     app.before_request(_check_json_body)
     app.after_request(_baseline_headers)

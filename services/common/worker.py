@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from rq import SimpleWorker
@@ -16,7 +17,7 @@ from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.scheduler import RQScheduler
 from rq.serializers import JSONSerializer
 
-from services.common import contracts
+from services.common import contracts, logs
 from services.common.redis import get_rq_redis
 
 log = logging.getLogger("lobby.worker")
@@ -49,6 +50,15 @@ class LobbyScheduler(RQScheduler):
 
 class LobbyWorker(SimpleWorker):
     """RQ's SimpleWorker (no fork per job: pages are latency-critical) with the LobbyScheduler."""
+
+    def perform_job(self, job: Any, queue: Any, *args: Any, **kwargs: Any) -> bool:
+        """Run one job with its id and branch on every log line it writes."""
+        payload = job.args[0] if job.args and isinstance(job.args[0], dict) else {}
+        token = logs.job_context(job.id, payload.get("branch"))
+        try:
+            return super().perform_job(job, queue, *args, **kwargs)
+        finally:
+            logs.CONTEXT.reset(token)
 
     def _start_scheduler(self, burst: bool = False, logging_level: str | None = "INFO",
                          date_format: str = DEFAULT_LOGGING_DATE_FORMAT,

@@ -1,0 +1,67 @@
+"""Structured logs: one JSON object a line, with the ids of what it is about, and never a token."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from services.common import contracts, logs, worker
+from services.common.contracts import CREATE_PAGE, PageKind, Priority
+from services.counter import alerts
+from tests.conftest import BRANCH
+
+API = f"/api/v1/branches/{BRANCH}"
+
+
+@pytest.fixture
+def log_lines():
+    """Capture this process's log lines as the services write them; return a reader of parsed lines."""
+    stream = io.StringIO()
+    handler = logs.setup("test", stream=stream)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    logging.getLogger().removeHandler(handler)
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("rq.worker", "rq.scheduler"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
+
+
+def test_request_lines_carry_ids_and_no_token(clients, token, log_lines, r):
+    counter_token = token("counter", "vip")
+    device_token = token("device", "lobby-manager")
+    clients["kiosk"].post(f"{API}/tickets", json={"category": "vip"})
+    called = clients["counter"].post(f"{API}/counters/vip/call-next", headers={
+        "Authorization": f"Bearer {counter_token}", "X-Request-ID": "req-42"})
+    assert called.headers["X-Request-ID"] == "req-42"
+    clients["counter"].post(f"{API}/counters/vip/alerts", headers={"Authorization": f"Bearer {counter_token}"},
+                            json={"kind": "distress"})
+    clients["pager"].get(f"{API}/pages/events?token={device_token}x")  # a wrong token in the query: 401
+    logging.getLogger("lobby.test").warning("a careless line quoting %s", device_token)
+
+    lines = log_lines()
+    assert lines, "the services log"
+    text = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
+    for secret in (counter_token, device_token, counter_token.rsplit(".", 1)[1], device_token.rsplit(".", 1)[1]):
+        assert secret not in text
+    requests_logged = [line for line in lines if line["logger"] == "lobby.http"]
+    call = next(line for line in requests_logged if line["path"].endswith("/call-next"))
+    assert (call["request_id"], call["branch"], call["counter"], call["status"]) == ("req-42", BRANCH, "vip", 200)
+    assert call["level"] == "INFO" and call["time"] and call["duration_ms"] >= 0
+    stream = next(line for line in requests_logged if line["path"].endswith("/pages/events"))
+    assert stream["status"] == 401 and "?" not in stream["path"], "paths are logged without their query"
+    assert any("lby.<redacted>" in line["message"] for line in lines)
+    assert all(line.get("request_id") for line in requests_logged)
+
+
+def test_worker_lines_carry_the_job_and_its_branch(branch, log_lines, r):
+    # A queue of its own, so the session stack's pager worker does not take the job first.
+    request = alerts.page_request(branch, "2", PageKind.HELP, Priority.HIGH, "2 窗口需要协助", {})
+    job = contracts.queue("logtest").enqueue(CREATE_PAGE.path, request.model_dump(mode="json"))
+    worker.run("logtest", burst=True)
+    job_lines = [line for line in log_lines() if line.get("job") == job.id]
+    assert job_lines, "RQ's own lines about the job are JSON too, with the job's id"
+    assert {line["branch"] for line in job_lines} == {BRANCH}
+    assert any(line["logger"] == "lobby.pager" for line in job_lines), "and so are ours"
