@@ -43,10 +43,16 @@ def compose() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def all_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     found = compose.get("services")
     assert isinstance(found, dict) and found, "docker-compose.yml has no services"
     return found
+
+
+@pytest.fixture(scope="module")
+def services(all_services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The services `docker compose up` starts: those of no profile."""
+    return {name: svc for name, svc in all_services.items() if not svc.get("profiles")}
 
 
 def argv(command: str | list[str]) -> list[str]:
@@ -130,6 +136,14 @@ def factory_of(command: list[str]) -> str:
 def test_compose_runs_every_service_and_a_worker_for_every_queue(services: dict[str, dict[str, Any]]) -> None:
     # A queue without a worker silently piles up jobs: pages would never be sent.
     assert set(services) == {"redis", *APP_SERVICES}
+
+
+def test_ops_profile_adds_rq_dashboard_on_loopback_only(all_services: dict[str, dict[str, Any]]) -> None:
+    dashboard = all_services["rq-dashboard"]
+    assert dashboard["profiles"] == ["ops"]
+    assert dashboard["environment"]["RQ_DASHBOARD_REDIS_URL"] == "redis://redis:6379/0"
+    assert all(str(port).startswith("127.0.0.1:") for port in dashboard["ports"]), "never on the LAN"
+    assert dashboard["depends_on"]["redis"]["condition"] == "service_healthy"
 
 
 def test_redis_persists_jobs_in_an_append_only_file(compose: dict[str, Any]) -> None:
