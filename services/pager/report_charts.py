@@ -21,7 +21,7 @@ VIP_COLOURS = ("#a87a1f", "#c4902a")
 COLOURS = ("#1558b0", "#1b6e45", "#6b4fa0", "#0f7c8c", "#b4532a", "#50607a")
 P50_COLOUR, P90_COLOUR = "#8fb3e3", "#1558b0"
 PAGES_COLOUR = "#163a66"
-WIDTH = 720
+WIDTH = 1000
 
 
 def category_colours(report: Report) -> dict[str, str]:
@@ -57,7 +57,7 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 12, fill: str = INK,
+def _text(x: float, y: float, content: str, *, anchor: str = "start", size: int = 13, fill: str = INK,
           weight: str = "normal", cls: str = "") -> str:
     extra = f' font-weight="{weight}"' if weight != "normal" else ""
     klass = f' class="{cls}"' if cls else ""
@@ -74,12 +74,17 @@ def _svg(chart_id: str, height: int, title: str, desc: str, body: Sequence[str])
     return Markup(head + "".join(body) + "</svg>")
 
 
+def text_width(text: str, size: float) -> float:
+    """Estimate a text's width: a CJK character is one em, a Latin one a little over half."""
+    return sum(size if ord(ch) >= 0x2E80 else size * 0.56 for ch in text)
+
+
 def _legend(items: Sequence[tuple[str, str]], x: float, y: float) -> list[str]:
     out = []
     for label, colour in items:
         out.append(f'<rect x="{x:.1f}" y="{y - 10:.1f}" width="12" height="12" rx="2" fill="{colour}"/>')
-        out.append(_text(x + 17, y, label, size=12))
-        x += 17 + 12 * len(label) * 0.62 + 22
+        out.append(_text(x + 17, y, label, size=13))
+        x += 17 + text_width(label, 13) + 22
     return out
 
 
@@ -95,11 +100,12 @@ def tickets_by_hour(report: Report) -> Markup:
     if not report.hours:
         return _empty(chart_id, title)
     colours = category_colours(report)
-    height, left, right, top, bottom = 300, 44, 12, 44, 34
+    height, left, right, top, bottom = 320, 52, 12, 48, 34
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
     axis_top, step = nice_ceiling(max(h.total for h in report.hours), whole=True)
     body = _legend([(f"{c.name} {c.name_en}", colours[c.category]) for c in report.categories], left, 18)
     body += _grid(left, top, plot_w, plot_h, axis_top, step)
+    body.append(_text(4, top - 16, "张 tickets", size=12, fill=MUTED))
     slot = plot_w / len(report.hours)
     bar_w = min(56.0, slot * 0.62)
     for i, h in enumerate(report.hours):
@@ -131,7 +137,7 @@ def _grid(left: float, top: float, plot_w: float, plot_h: float, axis_top: float
         y = top + plot_h - plot_h * value / axis_top
         out.append(f'<line x1="{left:.1f}" y1="{y:.1f}" x2="{left + plot_w:.1f}" y2="{y:.1f}" '
                    f'stroke="{GRID if value else AXIS}" stroke-width="1"/>')
-        out.append(_text(left - 6, y + 4, label.format(_num(value)), anchor="end", size=11, fill=MUTED))
+        out.append(_text(left - 6, y + 4, label.format(_num(value)), anchor="end", size=12, fill=MUTED))
     return out
 
 
@@ -141,7 +147,7 @@ def waiting_times(report: Report) -> Markup:
     rows = [c for c in report.categories if c.called]
     if not rows:
         return _empty(chart_id, title)
-    left, right, top, row_h = 170, 86, 44, 46
+    left, right, top, row_h = 190, 120, 44, 46
     height = top + row_h * len(rows) + 34
     plot_w = WIDTH - left - right
     threshold_min = report.vip_wait_threshold_minutes if any(c.vip for c in rows) else 0
@@ -152,25 +158,25 @@ def waiting_times(report: Report) -> Markup:
         x = left + plot_w * value / axis_top
         body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
                     f'stroke="{GRID if value else AXIS}" stroke-width="1"/>')
-        body.append(_text(x, top + row_h * len(rows) + 16, f"{_num(value)}", anchor="middle", size=11, fill=MUTED))
-    body.append(_text(left + plot_w, top + row_h * len(rows) + 30, "分钟 minutes", anchor="end", size=11,
+        body.append(_text(x, top + row_h * len(rows) + 16, f"{_num(value)}", anchor="middle", size=12, fill=MUTED))
+    body.append(_text(left + plot_w, top + row_h * len(rows) + 30, "分钟 minutes", anchor="end", size=12,
                       fill=MUTED))
     for i, c in enumerate(rows):
         y = top + row_h * i
-        body.append(_text(left - 10, y + 18, c.name, anchor="end", size=13, weight="bold"))
-        body.append(_text(left - 10, y + 33, c.name_en, anchor="end", size=11, fill=MUTED))
+        body.append(_text(left - 10, y + 18, c.name, anchor="end", size=14, weight="bold"))
+        body.append(_text(left - 10, y + 33, c.name_en, anchor="end", size=12, fill=MUTED))
         for j, (value_s, colour, tag) in enumerate(((c.wait_p50_s, P50_COLOUR, "p50"),
                                                      (c.wait_p90_s, P90_COLOUR, "p90"))):
             bar_y = y + 6 + j * 16
             bar_w = plot_w * (value_s or 0) / 60 / axis_top
             body.append(f'<rect x="{left}" y="{bar_y}" width="{max(bar_w, 1.5):.1f}" height="13" rx="2" '
                         f'fill="{colour}"/>')
-            body.append(_text(left + bar_w + 6, bar_y + 11, f"{tag} {duration_text(value_s)}", size=11))
+            body.append(_text(left + bar_w + 6, bar_y + 11, f"{tag} {duration_text(value_s)}", size=12))
     if threshold_min:
         x = left + plot_w * threshold_min / axis_top
         body.append(f'<line x1="{x:.1f}" y1="{top - 8}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
                     f'stroke="{DANGER}" stroke-width="1.5" stroke-dasharray="5 4"/>')
-        body.append(_text(x + 4, top - 10, f"贵宾阈值 VIP threshold {_num(threshold_min)} min", size=11,
+        body.append(_text(x + 4, top - 10, f"贵宾阈值 VIP threshold {_num(threshold_min)} min", size=12,
                           fill=DANGER))
     desc = "；".join(f"{c.name}：p50 {duration_text(c.wait_p50_s)}，p90 {duration_text(c.wait_p90_s)}，"
                     f"最长 {duration_text(c.wait_max_s)}（{c.called} 位已叫号）" for c in rows)
@@ -183,7 +189,7 @@ def pages_by_kind(report: Report) -> Markup:
     rows = [k for k in report.pages if k.pages]
     if not rows:
         return _empty(chart_id, title)
-    left, right, top, row_h = 170, 190, 44, 34
+    left, right, top, row_h = 190, 230, 44, 34
     height = top + row_h * len(rows) + 30
     plot_w = WIDTH - left - right
     axis_top, step = nice_ceiling(max(k.pages for k in rows), whole=True)
@@ -192,11 +198,11 @@ def pages_by_kind(report: Report) -> Markup:
         x = left + plot_w * value / axis_top
         body.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{top + row_h * len(rows)}" '
                     f'stroke="{GRID if value else AXIS}" stroke-width="1"/>')
-        body.append(_text(x, top + row_h * len(rows) + 16, _num(value), anchor="middle", size=11, fill=MUTED))
+        body.append(_text(x, top + row_h * len(rows) + 16, _num(value), anchor="middle", size=12, fill=MUTED))
     for i, k in enumerate(rows):
         y = top + row_h * i
-        body.append(_text(left - 10, y + 14, k.name, anchor="end", size=13, weight="bold"))
-        body.append(_text(left - 10, y + 27, k.name_en, anchor="end", size=10, fill=MUTED))
+        body.append(_text(left - 10, y + 14, k.name, anchor="end", size=14, weight="bold"))
+        body.append(_text(left - 10, y + 27, k.name_en, anchor="end", size=11, fill=MUTED))
         bar_w = plot_w * k.pages / axis_top
         body.append(f'<rect x="{left}" y="{y + 5}" width="{bar_w:.1f}" height="18" rx="2" fill="{PAGES_COLOUR}"/>')
         if k.escalated:
@@ -205,7 +211,7 @@ def pages_by_kind(report: Report) -> Markup:
         label = f"{k.pages}" + (f"（升级 {k.escalated}）" if k.escalated else "")
         body.append(_text(left + bar_w + 6, y + 19, label, size=12, weight="bold"))
         body.append(_text(WIDTH - 6, y + 19, f"确认 p50 {duration_text(k.ack_p50_s)} · p90 "
-                                             f"{duration_text(k.ack_p90_s)}", anchor="end", size=11, fill=MUTED))
+                                             f"{duration_text(k.ack_p90_s)}", anchor="end", size=12, fill=MUTED))
     desc = "；".join(f"{k.name} {k.pages} 条，升级 {k.escalated}，未确认 {k.unacknowledged}，确认用时 p50 "
                     f"{duration_text(k.ack_p50_s)}，p90 {duration_text(k.ack_p90_s)}" for k in rows)
     return _svg(chart_id, height, title, desc, body)
