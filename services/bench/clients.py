@@ -264,7 +264,7 @@ def run_redis_writer(redis_url: str, stream: str, count: int, interval_s: float,
 def run_listener(urls: list[str], mode: str, ready: Any, stop: Any, results: Any) -> None:
     """Listen to SSE streams until stop is set; put what arrived (per mode) and who dropped on results.
 
-    mode "pages": {alert id: (received ns, event type)} from page and page_updated events.
+    mode "pages": {alert id: (received ns, event type, ms from XADD to arrival)} from page and page_updated events.
     mode "notices": per stream, [(received ns, has a vip_redirect notice)] for each notice event.
     mode "delivery": stream-id-to-client latencies (ms) of every live event, per event type.
     """
@@ -272,15 +272,16 @@ def run_listener(urls: list[str], mode: str, ready: Any, stop: Any, results: Any
 
 
 async def _listen(urls: list[str], mode: str, ready: Any, stop: Any) -> dict[str, Any]:
-    arrivals: dict[str, tuple[int, str]] = {}
+    arrivals: dict[str, tuple[int, str, float]] = {}
     notices: dict[int, list[tuple[int, bool]]] = {}
     delivery: dict[str, list[float]] = {}
 
     def on_event(index: int, event: SSEEvent) -> None:
         if mode == "pages" and event.type in ("page", "page_updated"):
             page = json.loads(event.data).get("page", {})
+            delivery_ms = event.received_wall_ms - int((event.id or "0-0").split("-")[0])
             for alert_id in page.get("details", {}).get("alert_ids", []):
-                arrivals.setdefault(alert_id, (event.received_ns, event.type))
+                arrivals.setdefault(alert_id, (event.received_ns, event.type, delivery_ms))
         elif mode == "notices" and event.type == "notice":
             kinds = [n.get("kind") for n in json.loads(event.data).get("notices", [])]
             notices.setdefault(index, []).append((event.received_ns, "vip_redirect" in kinds))

@@ -149,6 +149,21 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def cpu_s(pid: int) -> float:
+    """Return the CPU time (user + system, s) of a process and all its descendants so far."""
+    total = 0.0
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="utf-8") as children:
+                total += sum(cpu_s(int(child)) for child in children.read().split())
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return total
+
+
 class Bench:
     """One benchmark run against a running stack."""
 
@@ -280,6 +295,13 @@ class Bench:
             out["redis"] = rss_kib(self.stack.redis.process.pid)
         return out
 
+    def cpu(self) -> dict[str, float]:
+        """Return the CPU seconds used so far by each child of the stack, and by Redis."""
+        out = {c.name: cpu_s(c.process.pid) for c in self.stack.children if c.process}
+        if self.stack.redis and self.stack.redis.process:
+            out["redis"] = cpu_s(self.stack.redis.process.pid)
+        return out
+
     # The benchmarks -------------------------------------------------------------------------------
 
     def b0(self) -> dict[str, Any]:
@@ -301,15 +323,17 @@ class Bench:
         pairs = [(b.id, c.id) for c in self.branches[0].counters for b in self.branches]
         stop, queue, running = self.listen([self.device_url(b.id) for b in self.branches], "pages")
         sent: dict[str, int] = {}
+        answered: dict[str, int] = {}
         statuses: dict[int, int] = {}
         left, rounds = self.plan.b1_presses, 0
         while left > 0:
             batch = pairs[: min(left, len(pairs))]
             answer = self.press(self.url("counter"), [self.alert(b, c) for b, c in batch], self.plan.b1_rate)
-            for t0, _, status, body in answer["sent"]:
+            for t0, t1, status, body in answer["sent"]:
                 statuses[status] = statuses.get(status, 0) + 1
                 if status == 202:
                     sent[body["alert"]["id"]] = t0
+                    answered[body["alert"]["id"]] = t1
             left -= len(batch)
             rounds += 1
             self.settle()
@@ -322,7 +346,16 @@ class Bench:
         for alert_id in sent:
             if alert_id in arrivals:
                 kinds[arrivals[alert_id][1]] = kinds.get(arrivals[alert_id][1], 0) + 1
+        first = min(sent.values(), default=0)
+        slowest = sorted(((arrivals[a][0] - t0, a) for a, t0 in sent.items() if a in arrivals), reverse=True)[:5]
         return stats_ms(latencies) | {
+            # The slowest presses: when they left (s into B1), the POST's answer time, the time to the device.
+            "slowest": [{"at_s": round((sent[a] - first) / 1e9, 2), "post_ms": ms(answered[a] - sent[a]),
+                         "device_ms": ms(total), "stream_to_device_ms": round(arrivals[a][2], 1)}
+                        for total, a in slowest],
+            # The POST's own answer time, and the last leg alone: stream entry (XADD) to the device.
+            "post": stats_ms([answered[a] - sent[a] for a in sent]),
+            "stream_to_device": stats_ms([int(arrivals[a][2] * 1e6) for a in sent if a in arrivals]),
             "presses": self.plan.b1_presses, "accepted": len(sent), "statuses": statuses,
             "missing": len([a for a in sent if a not in arrivals]), "arrived_as": kinds, "rounds": rounds,
             "branches": len(self.branches), "listeners_dropped": len(heard["dropped"]),
@@ -548,11 +581,14 @@ class Bench:
                                                      ("B3", self.b3), ("B4+B5", self.b4_b5), ("B6", self.b6)]
         for name, step in steps:
             self.log(f"{name}…")
-            started = time.monotonic()
+            started, cpu_before = time.monotonic(), self.cpu()
             outcome = step()
+            elapsed = time.monotonic() - started
+            # Share of one core each process used during the step (Redis's and ours; the load generators aside).
+            used = {k: round((v - cpu_before.get(k, 0.0)) / elapsed, 3) for k, v in self.cpu().items()}
             for key, result in zip(name.split("+"), outcome if name == "B4+B5" else (outcome,), strict=True):
                 # The 1-minute load average as the step ends: others' work on the machine skews every figure.
-                self.results[key] = result | {"loadavg_1m": round(os.getloadavg()[0], 2)}
+                self.results[key] = result | {"loadavg_1m": round(os.getloadavg()[0], 2), "cores_used": used}
             self.log(f"{name} done in {time.monotonic() - started:.1f} s (load {os.getloadavg()[0]:.1f})")
         b0p99, b1p99 = self.results["B0"]["p99_ms"], self.results["B1"]["p99_ms"]
         self.results["B1"]["ratio_to_b0_p99"] = round(b1p99 / b0p99, 1) if b0p99 and b1p99 else None
