@@ -31,6 +31,7 @@ def test_quick_mode_prints_and_writes_every_row(tmp_path: Path) -> None:
     assert results["B1"]["n"] > 0 and results["B1"]["accepted"] == results["B1"]["presses"]
     assert results["B2"]["n"] > 0
     assert results["B3"]["hello"]["rps"] > 0 and results["B3"]["tickets"]["rps"] > 0
+    assert set(results["B3"]["tickets"]["statuses"]) == {"201"}  # issued, not refused (e.g. rate-limited)
     assert results["B4"]["connected"] == results["B4"]["clients"] > 0 and results["B4"]["n"] > 0
     assert results["B5"]["timers"] > 0
     assert results["B6"]["tickets"] > 0 and results["B6"]["pages"] > 0

@@ -15,6 +15,7 @@ import json
 import multiprocessing
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -81,9 +82,10 @@ def branches_toml(count: int) -> str:
     """Return a branch file: `count` copies of the demo branch (b00, b01…) and B5's two timer branches."""
     demo = DEMO_CONFIG.read_text(encoding="utf-8")
     body = demo[demo.index("[[branches]]\nid"):]
-    if "rate_limits" in Branch.model_fields and "[branches.rate_limits]" not in body:
+    if "rate_limits" in Branch.model_fields:
         # One load generator speaks for many kiosks and terminals from one address: lift the per-client
         # limits out of the way (they are still checked, so their cost is in every figure).
+        body = re.sub(r"\[branches\.rate_limits\]\n(?:[^\[\n][^\n]*\n|\n)*", "", body)
         body = body.replace("[branches.escalation]", BENCH_RATE_LIMITS + "\n[branches.escalation]")
     copies = [body.replace('id = "zhongnan"', f'id = "{B1_BRANCH.format(i)}"') for i in range(count)]
     before_escalation = body[: body.index("[branches.escalation]")]
