@@ -119,8 +119,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     periodic = []
     if args.queue == PAGER:
         from services.pager.jobs import sweep
+        from services.pager.retention import sweep_all
 
         periodic.append((1.0, sweep))
+        periodic.append((60.0, sweep_all))
     elif args.queue == COUNTER:
         from services.counter.watch import watch
 

@@ -11,10 +11,11 @@ import itertools
 import json
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode, checks
 
 from tests.conftest import BRANCH
@@ -44,6 +45,8 @@ FUZZ = settings(max_examples=25, deadline=None, database=None,
 
 
 def _check(service: str, case, tokens) -> None:
+    # gunicorn refuses a request line over 4094 bytes (414) before our app sees it: not ours to test.
+    assume(len(case.formatted_path) + len(urlencode(case.query or {}, doseq=True)) < 3500)
     # Most cases go to the real branch and counter, so they reach the handlers rather than a 404.
     if "branch" in (case.path_parameters or {}):
         case.path_parameters["branch"] = BRANCH

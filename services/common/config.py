@@ -104,6 +104,8 @@ class Branch(_Strict):
     recall_limit: int = Field(default=3, ge=0, le=20)
     # Wait estimates average the last this many service times of a category today.
     estimate_samples: int = Field(default=20, ge=1, le=500)
+    # Days of history (tickets, calls, pauses, pages, alerts) kept for reports, then removed.
+    history_days: int = Field(default=90, ge=1, le=3650)
     categories: list[Category] = Field(min_length=1)
     counters: list[Counter] = Field(min_length=1)
     managers: list[Manager] = Field(min_length=1)
@@ -149,6 +151,11 @@ class Branch(_Strict):
         if unserved:
             raise ValueError(f"no counter serves categories {sorted(unserved)} in branch {self.id}")
         return self
+
+    @property
+    def history_ttl_s(self) -> int:
+        """Return how long a day's keys live: the history, and one day more so the last day stays whole."""
+        return (self.history_days + 1) * 86_400
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -199,7 +206,8 @@ class Settings(BaseModel):
     ports: dict[str, int] = dict(DEFAULT_PORTS)
     # How long an alert may sit in the outbox without a page before the sweeper sends it again.
     outbox_grace_s: float = 3.0
-    stream_maxlen: int = 10_000
+    # Entries each live stream keeps (screen, device, terminals): enough to replay a long disconnection.
+    stream_maxlen: int = Field(default=10_000, ge=100)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -209,6 +217,7 @@ class Settings(BaseModel):
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             config_path=Path(env.get("LOBBY_CONFIG") or DEMO_CONFIG),
             ports=ports,
+            stream_maxlen=int(env.get("LOBBY_STREAM_MAXLEN") or 10_000),
         )
 
 

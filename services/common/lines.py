@@ -25,7 +25,7 @@ from services.common import keys, metrics
 # Ends the ticket the counter serves (KEYS[1] is the counter hash) with a status, and records its
 # service time for the wait estimates when it was served. Returns {number, day} or false.
 _FINISH_SERVING = """
-local function finish_serving(counter, root, status, now_iso, now_ms, service_root, samples)
+local function finish_serving(counter, root, status, now_iso, now_ms, service_root, samples, ttl)
   local serving = redis.call('HGET', counter, 'serving')
   if not serving or serving == '' then
     return false
@@ -39,6 +39,7 @@ local function finish_serving(counter, root, status, now_iso, now_ms, service_ro
       local times = service_root .. day .. ':' .. redis.call('HGET', ticket, 'category')
       redis.call('LPUSH', times, math.max(0, now_ms - called_ms))
       redis.call('LTRIM', times, 0, samples - 1)
+      redis.call('EXPIRE', times, ttl)
     end
   end
   redis.call('HSET', counter, 'serving', '', 'serving_day', '')
@@ -46,7 +47,8 @@ local function finish_serving(counter, root, status, now_iso, now_ms, service_ro
 end
 """
 
-# KEYS: seq, line, days, stats; ARGV: ticket key prefix, number prefix, category, issued_at, score (ms), day
+# KEYS: seq, line, days, stats; ARGV: ticket key prefix, number prefix, category, issued_at, score (ms), day,
+# history TTL (s)
 # The score is kept strictly above the line's last so that tickets issued in one millisecond keep order.
 _ISSUE = """
 local n = redis.call('INCR', KEYS[1])
@@ -59,6 +61,10 @@ end
 redis.call('HSET', ARGV[1] .. number, 'number', number, 'category', ARGV[3], 'status', 'waiting',
   'issued_at', ARGV[4], 'score', score, 'day', ARGV[6])
 redis.call('ZADD', KEYS[2], score, number)
+-- The day's history lives history_days (+1), then Redis removes it.
+redis.call('EXPIRE', ARGV[1] .. number, ARGV[7])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('SADD', KEYS[3], ARGV[6])
 redis.call('HINCRBY', KEYS[4], 'tickets_issued:' .. ARGV[3], 1)
 return number
@@ -66,7 +72,8 @@ return number
 
 # KEYS: counter hash, calls list, stats hash, then one line per lane.
 # ARGV: 1 ticket root, 2 day, 3 counter id, 4 window, 5 now (ISO), 6 now (ms), 7 weighted (0/1),
-#       8 service root, 9 samples, then per lane: name, weight, wait limit (ms, 0 = none), priority (0/1).
+#       8 service root, 9 samples, 10 history TTL (s), then per lane: name, weight, wait limit (ms, 0 = none),
+#       priority (0/1).
 _CALL_NEXT = _FINISH_SERVING + metrics.lua_wait_bucket() + """
 local counter = KEYS[1]
 local status = redis.call('HGET', counter, 'status')
@@ -74,8 +81,9 @@ if status and status ~= 'open' then
   return redis.error_reply('COUNTER_NOT_OPEN ' .. status)
 end
 local now_ms = tonumber(ARGV[6])
-local finished = finish_serving(counter, ARGV[1], 'served', ARGV[5], now_ms, ARGV[8], tonumber(ARGV[9]))
-local lanes = (#ARGV - 9) / 4
+local finished = finish_serving(counter, ARGV[1], 'served', ARGV[5], now_ms, ARGV[8], tonumber(ARGV[9]),
+  tonumber(ARGV[10]))
+local lanes = (#ARGV - 10) / 4
 local heads = {}
 for i = 1, lanes do
   local head = redis.call('ZRANGE', KEYS[3 + i], 0, 0, 'WITHSCORES')
@@ -84,7 +92,7 @@ for i = 1, lanes do
   end
 end
 local function arg(i, field)
-  return ARGV[9 + 4 * (i - 1) + field]
+  return ARGV[10 + 4 * (i - 1) + field]
 end
 local pick = nil
 -- 1. the wait limit wins over everything: the oldest ticket past its lane's limit
@@ -146,12 +154,14 @@ record_wait(KEYS[3], redis.call('HGET', ticket, 'category'), math.max(0, now_ms 
 redis.call('HSET', counter, 'serving', number, 'serving_day', ARGV[2])
 redis.call('LPUSH', KEYS[2], cjson.encode({number = number, window = ARGV[4], called_at = ARGV[5]}))
 redis.call('LTRIM', KEYS[2], 0, 49)
+redis.call('EXPIRE', KEYS[2], ARGV[10])
 return {number, arg(pick, 1)}
 """
 
-# KEYS: counter hash; ARGV: ticket root, final status, now (ISO), now (ms), service root, samples.
+# KEYS: counter hash; ARGV: ticket root, final status, now (ISO), now (ms), service root, samples, history TTL.
 _FINISH = _FINISH_SERVING + """
-return finish_serving(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
+return finish_serving(KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]),
+  tonumber(ARGV[7]))
 """
 
 # KEYS: counter hash; ARGV: ticket root, recall limit, now (ISO). Returns {number, day, recalls}.
@@ -271,11 +281,13 @@ def _raise_known(exc: redis.ResponseError) -> NoReturn:
 class Lines:
     """The waiting lines of one branch on one business day."""
 
-    def __init__(self, r: redis.Redis, branch_id: str, day: str, service_samples: int = 20):
+    def __init__(self, r: redis.Redis, branch_id: str, day: str, service_samples: int = 20,
+                 ttl_s: int = 91 * 86_400):
         self.r = r
         self.branch_id = branch_id
         self.day = day
         self.samples = service_samples
+        self.ttl_s = ttl_s
         self._issue = r.register_script(_ISSUE)
         self._call_next = r.register_script(_CALL_NEXT)
         self._finish = r.register_script(_FINISH)
@@ -294,14 +306,15 @@ class Lines:
         return self._issue(
             keys=[keys.ticket_seq(self.branch_id, self.day, category), self.key(category), keys.days(self.branch_id),
                   keys.stats(self.branch_id)],
-            args=[f"{keys.ticket_root(self.branch_id)}{self.day}:", prefix, category, issued_at, score_ms, self.day],
+            args=[f"{keys.ticket_root(self.branch_id)}{self.day}:", prefix, category, issued_at, score_ms, self.day,
+                  self.ttl_s],
         )
 
     def call_next(self, counter_id: str, window: str, lanes: list[Lane], now_iso: str, now_ms: int,
                   *, weighted: bool = False) -> Called | None:
         """Finish the counter's ticket and call the next one its lanes give; None when nobody waits."""
         args: list[str | int] = [keys.ticket_root(self.branch_id), self.day, counter_id, window, now_iso, now_ms,
-                                 int(weighted), keys.service_root(self.branch_id), self.samples]
+                                 int(weighted), keys.service_root(self.branch_id), self.samples, self.ttl_s]
         for lane in lanes:
             args += [lane.name, lane.weight, lane.wait_limit_ms, int(lane.priority)]
         try:
@@ -319,7 +332,7 @@ class Lines:
         reply = self._finish(
             keys=[keys.counter(self.branch_id, counter_id)],
             args=[keys.ticket_root(self.branch_id), status, now_iso, now_ms, keys.service_root(self.branch_id),
-                  self.samples],
+                  self.samples, self.ttl_s],
         )
         return Finished(number=reply[0], day=reply[1]) if reply else None
 

@@ -10,25 +10,32 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from functools import lru_cache
 from typing import Any
 
 import redis
 from flask import Response, request
 
+from services.common.config import Settings
 from services.common.errors import BadRequest
 from services.common.metrics import SSE_CLIENTS
 
 KEEPALIVE_S = 10  # API.md: a comment at least every 15 s, so a silent stream stays well inside it
-DEFAULT_MAXLEN = 10_000
 READ_BATCH = 200
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 RETRY_MS = 2000
 
 
 def append(r: redis.Redis | redis.client.Pipeline, stream_key: str, event: str, data: dict[str, Any],
-           maxlen: int = DEFAULT_MAXLEN) -> Any:
-    """Append one event to a stream (approximately capped at maxlen entries)."""
-    return r.xadd(stream_key, {"type": event, "data": dumps(data)}, maxlen=maxlen, approximate=True)
+           maxlen: int | None = None) -> Any:
+    """Append one event to a stream, capped at about maxlen entries (LOBBY_STREAM_MAXLEN by default)."""
+    return r.xadd(stream_key, {"type": event, "data": dumps(data)}, maxlen=maxlen or stream_maxlen(),
+                  approximate=True)
+
+
+@lru_cache(maxsize=1)
+def stream_maxlen() -> int:
+    return Settings.from_env().stream_maxlen
 
 
 def dumps(data: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ PRIOR_SAMPLES = 3
 
 
 def lines(r: redis.Redis, branch: Branch, day: str | None = None) -> Lines:
-    return Lines(r, branch.id, day or clock.business_day(branch), branch.estimate_samples)
+    return Lines(r, branch.id, day or clock.business_day(branch), branch.estimate_samples, branch.history_ttl_s)
 
 
 def issue(r: redis.Redis, branch: Branch, category: Category) -> str:

@@ -268,7 +268,9 @@ class Desk:
                       "since": pause["since"], "resumed_at": clock.local_iso(self.branch, moment),
                       "actual_s": paused_s, "alert_id": pause.get("alert_id")}
             pipe.multi()
-            pipe.rpush(keys.pauses(self.branch.id, clock.business_day(self.branch, moment)), json.dumps(record))
+            day_pauses = keys.pauses(self.branch.id, clock.business_day(self.branch, moment))
+            pipe.rpush(day_pauses, json.dumps(record))
+            pipe.expire(day_pauses, self.branch.history_ttl_s)
             pipe.hset(keys.counter(self.branch.id, self.id), "status", OPEN)
             pipe.hdel(keys.counter(self.branch.id, self.id), "pause")
             self._unredirect(pipe)

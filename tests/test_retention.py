@@ -1,0 +1,75 @@
+"""Retention: a day's history expires after the branch's history_days; old pages are swept; streams are capped."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.common import keys, streams, tickets
+from services.common.contracts import PageKind, Priority
+from services.common.errors import NotFound
+from services.counter import alerts
+from services.counter.desk import Desk
+from services.pager import jobs, pages, retention
+from tests.conftest import BRANCH
+
+DAY_S = 86_400
+
+
+def test_a_days_keys_expire_after_the_history_window(r, branch, fake_clock):
+    assert branch.history_days == 90
+    tickets.issue(r, branch, branch.category("vip"))
+    desk = Desk(r, branch, "vip")
+    desk.call_next()
+    fake_clock.advance(300)
+    desk.call_next()  # V001 served: a service time is recorded
+    desk.pause("review", 5, None)
+    desk.resume()
+    day = tickets.lines(r, branch).day
+    history = [keys.ticket(BRANCH, day, "V001"), keys.ticket_seq(BRANCH, day, "vip"), keys.line(BRANCH, day, "vip"),
+               keys.calls(BRANCH, day), keys.service_times(BRANCH, day, "vip"), keys.pauses(BRANCH, day)]
+    for key in history:
+        ttl = r.ttl(key)
+        if key == keys.line(BRANCH, day, "vip") and ttl == -2:
+            continue  # an emptied line is gone already
+        assert 90 * DAY_S < ttl <= 91 * DAY_S, (key, ttl)
+    assert r.ttl(keys.stats(BRANCH)) == -1, "running counts for /metrics never expire"
+
+
+def _page(r, branch, counter: str) -> str:
+    request = alerts.page_request(branch, counter, PageKind.HELP, Priority.HIGH, f"{counter} 窗口需要协助", {})
+    alerts.raise_alert(r, request)
+    return jobs.deliver(r, request), request.alert_id
+
+
+def test_pages_older_than_the_history_window_are_swept_with_their_alerts(r, branch, fake_clock):
+    old_page, old_alert = _page(r, branch, "2")
+    pages.acknowledge(r, branch, old_page, branch.manager("lobby-manager"))
+    unresolved_old, _ = _page(r, branch, "3")
+    fake_clock.advance(89 * DAY_S)
+    assert retention.sweep(r, branch) == 0, "89 days old: kept"
+    fake_clock.advance(2 * DAY_S)
+    new_page, new_alert = _page(r, branch, "4")
+    assert retention.sweep(r, branch) == 2
+    for gone in (old_page, unresolved_old):
+        with pytest.raises(NotFound):
+            pages.get(r, BRANCH, gone)
+    assert r.zrange(keys.pages_all(BRANCH), 0, -1) == [new_page]
+    assert r.zrange(keys.pages_active(BRANCH), 0, -1) == [new_page]
+    assert r.hkeys(keys.page_for_alert(BRANCH)) == [new_alert]
+    assert not r.exists(keys.alert(BRANCH, old_alert)) and r.exists(keys.alert(BRANCH, new_alert))
+    assert list(r.hgetall(keys.page_open_for(BRANCH)).values()) == [new_page], "no fold points at a gone page"
+    assert retention.sweep(r, branch) == 0
+
+
+def test_streams_keep_about_the_configured_length(r, monkeypatch):
+    monkeypatch.setenv("LOBBY_STREAM_MAXLEN", "100")
+    streams.stream_maxlen.cache_clear()
+    try:
+        stream = keys.stream(BRANCH, keys.SCREEN)
+        for i in range(1_000):
+            streams.append(r, stream, "waiting", {"i": i})
+        # Trimming is approximate (whole radix-tree nodes of 100 entries): never more than a node over.
+        assert 100 <= r.xlen(stream) <= 200
+        assert streams.dumps({"i": 999}) == r.xrevrange(stream, count=1)[0][1]["data"], "the newest are kept"
+    finally:
+        streams.stream_maxlen.cache_clear()
