@@ -262,6 +262,12 @@ def test_another_day_is_empty_and_a_page_counts_on_its_own_local_day(r, branch, 
     empty = report.build(r, branch, before)
     assert empty.summary.issued == 0 and empty.hours == [] and empty.pauses == [] and empty.summary.pages == 0
     assert all(k.pages == 0 and k.ack_p50_s is None for k in empty.pages)
+    assert not empty.history_expired and not report.build(r, branch, day.date).history_expired
+    # The branch keeps 90 days: the 91st day back is gone, and the report says so.
+    kept = (date.fromisoformat(day.date) - timedelta(days=branch.history_days)).isoformat()
+    gone = (date.fromisoformat(day.date) - timedelta(days=branch.history_days + 1)).isoformat()
+    assert (report.build(r, branch, kept).history_expired, report.build(r, branch, gone).history_expired) == (
+        False, True)
     # One help call a second before midnight, one at midnight: each counts on its own day.
     midnight = datetime.combine(date.fromisoformat(day.date) + timedelta(days=1), time(0), branch.zone)
     for counter, moment in (("1", midnight - timedelta(seconds=1)), ("4", midnight)):  # none folds
@@ -398,6 +404,9 @@ def test_the_page_shows_tables_and_server_drawn_charts(clients, day):
     for table in report.TABLES:
         assert f"/report/{table}.csv?date={day.date}&amp;token=" in html
     assert f"/api/v1/branches/{BRANCH}/report?date={day.date}&amp;token=" in html
+    assert "rp-expired" not in html
+    old = clients["pager"].get(f"/branches/{BRANCH}/report?date=2001-01-01", headers=_auth(day.device))
+    assert "数据已删除" in old.get_data(as_text=True), "a day past the history kept says why it is empty"
 
 
 def test_charts_escape_text_and_say_so_when_empty(r, branch, day):

@@ -156,6 +156,8 @@ class Report(BaseModel):
     percentile_method: str = Field(default=PERCENTILE_METHOD,
                                    description="nearest-rank: the ⌈p·n/100⌉-th smallest value")
     vip_wait_threshold_minutes: float
+    history_expired: bool = Field(description="the day is older than the branch keeps history (history_days): "
+                                              "its tickets, pauses and pages have been removed")
     summary: Summary
     categories: list[CategoryRow]
     hours: list[HourRow]
@@ -329,7 +331,9 @@ def build(r: redis.Redis, branch: Branch, day: str) -> Report:
     return Report(
         branch=branch.id, branch_name=branch.name, branch_name_en=branch.name_en, date=day,
         timezone=branch.timezone, generated_at=clock.local_iso(branch, now),
-        vip_wait_threshold_minutes=branch.vip_wait_threshold_minutes, summary=summary,
+        vip_wait_threshold_minutes=branch.vip_wait_threshold_minutes,
+        history_expired=date.fromisoformat(day) < date.fromisoformat(today) - timedelta(days=branch.history_days),
+        summary=summary,
         categories=categories, hours=hour_rows(branch, tickets), vip_waits=vip_waits, pauses=pauses,
         pages=kinds, pages_all=everything,
     )
