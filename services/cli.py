@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import redis
+
 from services.common import auth
 from services.common.config import Settings, load_branches
 from services.common.contracts import COUNTER, PAGER, QUEUES
@@ -61,6 +63,13 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _branch_redis(branch_id: str) -> redis.Redis:
+    """Return the client of the Redis a branch lives on (the default one for a branch not configured)."""
+    settings = Settings.from_env()
+    branch = load_branches(settings.config_path).get(branch_id)
+    return get_redis((branch.redis_url if branch else None) or settings.redis_url)
+
+
 def cmd_tokens_issue(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     branch = load_branches(settings.config_path).get(args.branch)
@@ -74,21 +83,19 @@ def cmd_tokens_issue(args: argparse.Namespace) -> int:
         if branch.manager(args.device) is None:
             return _fail(f"unknown manager {args.device!r} in branch {branch.id}")
         kind, subject = auth.DEVICE, args.device
-    print(auth.issue(get_redis(settings.redis_url), branch.id, kind, subject))
+    print(auth.issue(get_redis(branch.redis_url or settings.redis_url), branch.id, kind, subject))
     return 0
 
 
 def cmd_tokens_revoke(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    if not auth.revoke(get_redis(settings.redis_url), args.branch, args.token):
+    if not auth.revoke(_branch_redis(args.branch), args.branch, args.token):
         return _fail("no such token")
     print("revoked")
     return 0
 
 
 def cmd_tokens_list(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    for token in auth.list_tokens(get_redis(settings.redis_url), args.branch):
+    for token in auth.list_tokens(_branch_redis(args.branch), args.branch):
         print(f"{token['id']}\t{token['kind']}\t{token['subject']}\t{token['issued_at']}")
     return 0
 
@@ -96,16 +103,11 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    import redis
-
     from services import status
-    from services.common.config import load_branches
-    from services.common.redis import get_rq_redis
 
     settings = Settings.from_env()
     try:
-        found = status.collect(get_redis(settings.redis_url), get_rq_redis(settings.redis_url),
-                               load_branches(settings.config_path))
+        found = status.collect(load_branches(settings.config_path), settings.redis_url)
     except redis.RedisError as exc:
         return _fail(f"cannot reach Redis at {settings.redis_url}: {exc}")
     print(json.dumps(found, indent=2, ensure_ascii=False) if args.json else status.render(found))
@@ -162,10 +164,10 @@ def _print_demo(stack: object, settings: Settings) -> None:
     from services.stack import Stack
 
     assert isinstance(stack, Stack) and stack.redis_url
-    r = get_redis(stack.redis_url)
     shown = "localhost" if stack.host in ("0.0.0.0", "127.0.0.1") else stack.host
     lines = [f"Redis: {stack.redis_url}"]
     for branch in load_branches(settings.config_path).values():
+        r = get_redis(branch.redis_url or stack.redis_url)
         kiosk = f"http://{shown}:{stack.ports['kiosk']}"
         counter = f"http://{shown}:{stack.ports['counter']}"
         pager = f"http://{shown}:{stack.ports['pager']}"
@@ -192,6 +194,7 @@ def _print_demo(stack: object, settings: Settings) -> None:
             token = auth.issue(r, branch.id, auth.DEVICE, m.id)
             lines.append(f"  Device {m.id:<15} page  {pager}{pages}/device?token={token}")
             lines.append(f"  Device {m.id:<15} API   {pager}{base}/pages/events?token={token}")
+            lines.append(f"  Device {m.id:<15} daily report  {pager}{pages}/report?token={token}")
     lines += ["", "Ctrl-C stops everything."]
     print("\n".join(lines), flush=True)
 

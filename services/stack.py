@@ -56,6 +56,8 @@ class Child:
     args: list[str]
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
+    # Environment this child has apart from the stack's, e.g. the REDIS_URL of the shard a worker serves.
+    env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -70,6 +72,8 @@ class Stack:
     redis_port: int | None = None
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Workers per queue on each Redis (e.g. {"pager": 3}); one when not given.
+    workers: dict[str, int] = field(default_factory=dict)
     children: list[Child] = field(default_factory=list)
     redis: RedisServer | None = None
 
@@ -94,20 +98,35 @@ class Stack:
         for service in SERVICES:
             self.children.append(Child(f"{service}-web", gunicorn_command(
                 f"services.{service}.app:create_app()", f"{self.host}:{self.ports[service]}")))
-        for queue in QUEUES:
-            self.children.append(Child(f"{queue}-worker", [sys.executable, "-m", "services.cli", "worker", queue]))
+        # Every Redis some branch lives on gets its own workers: a worker serves the queues of one Redis.
+        for shard, url in enumerate(self.redis_urls()):
+            for queue in QUEUES:
+                for n in range(self.workers.get(queue, 1)):
+                    name = f"{queue}-worker" + (f"-{n + 1}" if n else "") + (f"@{shard}" if shard else "")
+                    self.children.append(Child(name, [sys.executable, "-m", "services.cli", "worker", queue],
+                                               env={"REDIS_URL": url}))
         for child in self.children:
             self._spawn(child)
         self.wait_ready(timeout_s)
         return self
+
+    def redis_urls(self) -> list[str]:
+        """Return the default Redis, then every other one a branch of the config lives on."""
+        assert self.redis_url
+        urls = [self.redis_url]
+        if self.config_path:
+            from services.common.config import load_branches
+
+            urls += sorted({b.redis_url for b in load_branches(self.config_path).values() if b.redis_url} - set(urls))
+        return urls
 
     def _spawn(self, child: Child) -> None:
         out = None
         if self.log_dir:
             self.log_dir.mkdir(parents=True, exist_ok=True)
             out = open(self.log_dir / f"{child.name}.log", "ab")  # noqa: SIM115 - the child owns it
-        child.process = subprocess.Popen(child.args, env=self.env(), stdout=out, stderr=subprocess.STDOUT
-                                         if out else None)
+        child.process = subprocess.Popen(child.args, env={**self.env(), **child.env}, stdout=out,
+                                         stderr=subprocess.STDOUT if out else None)
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

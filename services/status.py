@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 from rq import Worker
@@ -15,11 +16,29 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 
 from services.common import contracts, counters, keys, tickets
 from services.common.config import Branch
+from services.common.redis import get_redis, get_rq_redis
 from services.pager.pages import PRIORITY_ORDER
 
 
-def collect(r: redis.Redis, rq: redis.Redis, branches: dict[str, Branch]) -> dict[str, Any]:
-    """Gather the status as plain data (the --json output)."""
+def collect(branches: dict[str, Branch], default_url: str) -> dict[str, Any]:
+    """Gather the status as plain data (the --json output), from every Redis the branches live on."""
+    urls = sorted({b.redis_url or default_url for b in branches.values()} | {default_url})
+    found: dict[str, Any] = {"queues": [], "workers": [], "branches": []}
+    for url in urls:
+        shard = _shard(get_redis(url), get_rq_redis(url), [b for b in branches.values()
+                                                           if (b.redis_url or default_url) == url])
+        for part in found:
+            found[part] += [{**item, "redis": _public(url)} if len(urls) > 1 else item for item in shard[part]]
+    return found
+
+
+def _public(url: str) -> str:
+    """Return a Redis URL without its password, for display."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _shard(r: redis.Redis, rq: redis.Redis, branches: list[Branch]) -> dict[str, Any]:
     now = time.time()
     queues = []
     for name in contracts.QUEUES:
@@ -41,7 +60,7 @@ def collect(r: redis.Redis, rq: redis.Redis, branches: dict[str, Branch]) -> dic
                         "heartbeat_s_ago": round(now - beat, 1) if beat else None,
                         "current_job": worker.get_current_job_id()})
     return {"queues": queues, "workers": sorted(workers, key=lambda w: w["name"]),
-            "branches": [_branch(r, branch, now) for branch in branches.values()]}
+            "branches": [_branch(r, branch, now) for branch in branches]}
 
 
 def _branch(r: redis.Redis, branch: Branch, now: float) -> dict[str, Any]:

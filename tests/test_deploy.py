@@ -330,3 +330,31 @@ def test_dockerfile_healthcheck_asks_readyz_through_python() -> None:
     code = healthcheck_code(json.loads(command))
     compile(code, "<Dockerfile healthcheck>", "exec")
     assert "/readyz" in code and "127.0.0.1" in code
+
+
+def test_scale_profile_has_two_shards_a_sentinel_trio_and_workers_on_each(
+        all_services: dict[str, dict[str, Any]]) -> None:
+    from services.common.config import load_branches
+
+    scale = {name: svc for name, svc in all_services.items() if svc.get("profiles") == ["scale"]}
+    for shard in ("a", "b"):
+        replica = argv(scale[f"redis-{shard}-replica"]["command"])
+        assert option(replica, "--replicaof") == f"redis-{shard}" and option(replica, "--appendonly") == "yes"
+        for queue in QUEUES:
+            worker = scale[f"{queue}-worker-{shard}"]
+            assert argv(worker["command"]) == ["lobby", "worker", queue]
+            assert worker["environment"]["REDIS_URL"] == f"sentinel://shard-{shard}/0"
+    sentinels = [svc for name, svc in scale.items() if name.startswith("sentinel-")]
+    assert len(sentinels) == 3
+    for sentinel in sentinels:
+        script = argv(sentinel["command"])[-1]
+        assert "--sentinel" in script
+        for shard in ("a", "b"):
+            assert f"sentinel monitor shard-{shard} redis-{shard} 6379 2" in script
+    for web in ("kiosk-scaled", "counter-scaled", "pager-scaled"):
+        env = scale[web]["environment"]
+        assert env["REDIS_SENTINELS"].count(":26379") == 3 and env["REDIS_SENTINEL_MASTER"] == "shard-a"
+        mount = next(v for v in scale[web]["volumes"] if v.endswith(env["LOBBY_CONFIG"] + ":ro"))
+        branches = load_branches(ROOT / mount.split(":")[0])
+        masters = {b.redis_url for b in branches.values()} - {None}
+        assert masters == {"sentinel://shard-b/0"}, "one branch on each shard"

@@ -112,6 +112,9 @@ class Branch(_Strict):
     pause_reasons: list[PauseReason] = Field(min_length=1)
     escalation: Escalation = Escalation()
     rate_limits: RateLimits = RateLimits()
+    # The Redis this branch lives on, when not the deployment's default (REDIS_URL): redis://host:port/db,
+    # or sentinel://<master name>/<db> for a master the deployment's Sentinels (REDIS_SENTINELS) watch.
+    redis_url: Annotated[str, StringConstraints(pattern=r"^(redis|rediss|sentinel)://")] | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -202,6 +205,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     redis_url: str = DEFAULT_REDIS_URL
+    # Redis Sentinels (host, port) to ask where each master is; with them, URLs may be sentinel://<master>/<db>.
+    sentinels: tuple[tuple[str, int], ...] = ()
     config_path: Path = DEMO_CONFIG
     ports: dict[str, int] = dict(DEFAULT_PORTS)
     # How long an alert may sit in the outbox without a page before the sweeper sends it again.
@@ -213,12 +218,29 @@ class Settings(BaseModel):
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         ports = {name: int(env.get(f"{name.upper()}_PORT", port)) for name, port in DEFAULT_PORTS.items()}
+        sentinels = tuple((host, int(port)) for host, _, port in
+                          (item.strip().rpartition(":") for item in env.get("REDIS_SENTINELS", "").split(",")
+                           if item.strip()))
+        default_url = f"sentinel://{env.get('REDIS_SENTINEL_MASTER') or 'lobby'}/0" if sentinels else DEFAULT_REDIS_URL
         return cls(
-            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_url=env.get("REDIS_URL") or default_url,
+            sentinels=sentinels,
             config_path=Path(env.get("LOBBY_CONFIG") or DEMO_CONFIG),
             ports=ports,
             stream_maxlen=int(env.get("LOBBY_STREAM_MAXLEN") or 10_000),
         )
+
+
+def redis_url_for(branch_id: str) -> str:
+    """Return the Redis a branch lives on: its own override, else the deployment's default."""
+    branch = branches().get(branch_id)
+    return (branch.redis_url if branch else None) or settings().redis_url
+
+
+def branches_on(url: str) -> list[Branch]:
+    """Return the branches that live on one Redis (what a worker connected to it looks after)."""
+    default = settings().redis_url
+    return [b for b in branches().values() if (b.redis_url or default) == url]
 
 
 def load_branches(path: Path) -> dict[str, Branch]:

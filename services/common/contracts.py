@@ -17,7 +17,7 @@ from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from services.common.redis import get_rq_redis
+from services.common.redis import get_rq_redis, rq_for_branch
 
 KIOSK = "kiosk"
 COUNTER = "counter"
@@ -127,7 +127,8 @@ def enqueue(spec: JobSpec, payload: Payload, *, job_id: str | None = None, at: d
     options.setdefault("result_ttl", JOB_RESULT_TTL_S)
     options.setdefault("failure_ttl", JOB_FAILURE_TTL_S)
     options.setdefault("retry", JOB_RETRY)
-    target = queue(spec.queue)
+    # The job goes to the queue on the Redis its branch lives on, where that shard's workers take it.
+    target = queue(spec.queue, rq_for_branch(payload.branch))
     args = (spec.path, payload.model_dump(mode="json"))
     if at is not None:
         return target.enqueue_at(at, *args, job_id=job_id, **options)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
 
 import redis
 from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, generate_latest
@@ -27,6 +26,7 @@ from rq.registry import FailedJobRegistry
 
 from services.common import contracts, keys
 from services.common.config import Branch
+from services.common.redis import get_redis
 
 # Bucket upper bounds (seconds): a customer's wait, and a manager's time to acknowledge.
 WAIT_BUCKETS_S = (60, 120, 300, 600, 900, 1200, 1800, 2700, 3600)
@@ -86,17 +86,22 @@ OWNED = {"kiosk": ("tickets_issued",), "counter": ("tickets_called", "wait"),
 class LobbyCollector(Collector):
     """Read the branches' counts and the service's queue from Redis at each scrape."""
 
-    def __init__(self, service: str, branches: dict[str, Branch], client: Any):
+    def __init__(self, service: str, branches: dict[str, Branch], default_url: str):
         self.service = service
         self.branches = branches
-        self.client = client  # a callable returning the Redis client, so a scrape follows reconnects
+        self.default_url = default_url
 
     def collect(self) -> Iterator[Metric]:
-        r: redis.Redis = self.client()
-        pipe = r.pipeline(transaction=False)
-        for branch_id in self.branches:
-            pipe.hgetall(keys.stats(branch_id))
-        stats = dict(zip(self.branches, pipe.execute(), strict=True))
+        # Branches may live on several Redis servers: one pipeline to each.
+        by_url: dict[str, list[str]] = defaultdict(list)
+        for branch in self.branches.values():
+            by_url[branch.redis_url or self.default_url].append(branch.id)
+        stats: dict[str, dict[str, str]] = {}
+        for url, branch_ids in by_url.items():
+            pipe = get_redis(url).pipeline(transaction=False)
+            for branch_id in branch_ids:
+                pipe.hgetall(keys.stats(branch_id))
+            stats.update(zip(branch_ids, pipe.execute(), strict=True))
         owned = OWNED.get(self.service, ())
         if "tickets_issued" in owned:
             yield _counter("lobby_tickets_issued", "Tickets taken at the kiosk", ["branch", "category"],
@@ -113,13 +118,14 @@ class LobbyCollector(Collector):
                              "kind", stats, "ack", ACK_BUCKETS_S)
             yield _counter("lobby_escalations", "Pages escalated to the next manager", ["branch", "kind"],
                            stats, "escalations")
-        queue = contracts.queue(self.service, r)
-        depth = GaugeMetricFamily("lobby_rq_queue_depth", "Jobs waiting in the service's RQ queue", labels=["queue"])
-        depth.add_metric([self.service], queue.count)
+        queues = [contracts.queue(self.service, get_redis(url)) for url in by_url]
+        depth = GaugeMetricFamily("lobby_rq_queue_depth", "Jobs waiting in the service's RQ queue (all shards)",
+                                  labels=["queue"])
+        depth.add_metric([self.service], sum(q.count for q in queues))
         yield depth
-        failed = GaugeMetricFamily("lobby_rq_failed_jobs", "Jobs in the service's RQ failed-job registry",
+        failed = GaugeMetricFamily("lobby_rq_failed_jobs", "Jobs in the service's RQ failed-job registry (all shards)",
                                    labels=["queue"])
-        failed.add_metric([self.service], FailedJobRegistry(queue=queue).count)
+        failed.add_metric([self.service], sum(FailedJobRegistry(queue=q).count for q in queues))
         yield failed
 
 
@@ -157,10 +163,10 @@ def _histogram(name: str, doc: str, label: str, stats: dict[str, dict[str, str]]
     return family
 
 
-def registry_for(service: str, branches: dict[str, Branch], client: Any) -> CollectorRegistry:
+def registry_for(service: str, branches: dict[str, Branch], default_url: str) -> CollectorRegistry:
     """Return the registry a service's /metrics serves."""
     registry = CollectorRegistry()
-    registry.register(LobbyCollector(service, branches, client))
+    registry.register(LobbyCollector(service, branches, default_url))
     registry.register(SSE_CLIENTS)
     ProcessCollector(registry=registry)
     return registry

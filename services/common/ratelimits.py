@@ -7,6 +7,7 @@ runaway scripts and stuck keys, not for a teller in trouble, and repeat presses 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -23,9 +24,18 @@ limiter = Limiter(key_func=_client)
 RATELIMIT_PREFIX = "lobby:ratelimit"
 
 
+def storage_uri(settings: Settings) -> str:
+    """Return the limits library's URI for the default Redis (its own scheme when Sentinels are in use)."""
+    url = settings.redis_url
+    if not url.startswith("sentinel://"):
+        return url
+    hosts = ",".join(f"{host}:{port}" for host, port in settings.sentinels)
+    return f"redis+sentinel://{hosts}/{urlsplit(url).netloc}"
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     """Count limits in the service's Redis, under `lobby:ratelimit:` keys."""
-    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(settings))
     app.config.setdefault("RATELIMIT_STRATEGY", "sliding-window-counter")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # With Redis down the request fails with our 503 anyway; the limiter must not turn it into a 500.

@@ -31,11 +31,12 @@ class RedisServer:
     """A redis-server child process on a loopback port, with its data under `directory`."""
 
     def __init__(self, directory: Path, port: int | None = None, *, appendonly: bool = True,
-                 appendfsync: str = "everysec"):
+                 appendfsync: str = "everysec", extra_args: tuple[str, ...] = ()):
         self.directory = Path(directory)
         self.port = port or free_port()
         self.appendonly = appendonly
         self.appendfsync = appendfsync
+        self.extra_args = extra_args  # e.g. ("--replicaof", "127.0.0.1", "6390") for a replica
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +49,7 @@ class RedisServer:
             binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
             "--appendfsync", self.appendfsync, "--daemonize", "no", "--protected-mode", "yes",
-            "--logfile", str(self.directory / "redis.log"),
+            "--logfile", str(self.directory / "redis.log"), *self.extra_args,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)

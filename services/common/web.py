@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from flask import Response, current_app, jsonify, request
+from flask import Response, current_app, has_request_context, jsonify, request
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
@@ -58,7 +58,7 @@ def create_service_app(import_name: str, service: str, test_config: dict[str, An
 
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok", "service": service})
     app.add_url_rule("/readyz", "readyz", _readyz)
-    registry = metrics.registry_for(service, app.config["BRANCHES"], redis_client)
+    registry = metrics.registry_for(service, app.config["BRANCHES"], settings.redis_url)
     app.add_url_rule("/metrics", "metrics", lambda: Response(metrics.render(registry), mimetype=METRICS_TYPE))
     app.add_url_rule("/openapi.json", "openapi_json", lambda: jsonify(current_app.api_doc))  # type: ignore
     return app
@@ -69,11 +69,18 @@ def app_settings() -> Settings:
 
 
 def redis_client() -> redis.Redis:
-    return get_redis(app_settings().redis_url)
+    """Return the client of the Redis the request's branch lives on (the default one outside a branch)."""
+    return get_redis(_redis_url())
 
 
 def stream_client() -> redis.Redis:
-    return get_stream_redis(app_settings().redis_url)
+    return get_stream_redis(_redis_url())
+
+
+def _redis_url() -> str:
+    branch_id = (request.view_args or {}).get("branch") if has_request_context() else None
+    branch = branches().get(branch_id) if branch_id else None
+    return (branch.redis_url if branch else None) or app_settings().redis_url
 
 
 def branches() -> dict[str, Branch]:

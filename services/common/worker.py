@@ -105,26 +105,29 @@ def run(queue_name: str, *, periodic: list[tuple[float, Callable[[], object]]] |
     delay_s = RECONNECT_FIRST_S
     try:
         for attempt in itertools.count():
-            # A fresh name each time: the lost worker's registration may still stand in Redis.
-            worker = LobbyWorker(
-                [contracts.queue(queue_name, connection)], connection=connection, serializer=JSONSerializer,
-                name=f"{queue_name}-{socket.gethostname()}-{os.getpid()}-{attempt}",
-            )
-            # Redis restarted or failed over: RQ's loop gives up ("unhandled exception, quitting") or raises.
-            # Wait for Redis and work again rather than leave the queue unworked until someone restarts
-            # us; the jobs stay queued in Redis meanwhile. A stop requested by a signal ends it.
+            # Redis restarted or failed over: RQ's loop gives up ("unhandled exception, quitting") or raises,
+            # and so does a new worker, which names itself to Redis. Wait for Redis and work again rather
+            # than leave the queue unworked until someone restarts us; the jobs stay queued in Redis
+            # meanwhile. A stop requested by a signal ends it.
+            worker = None
             try:
+                # A fresh name each time: the lost worker's registration may still stand in Redis.
+                worker = LobbyWorker(
+                    [contracts.queue(queue_name, connection)], connection=connection, serializer=JSONSerializer,
+                    name=f"{queue_name}-{socket.gethostname()}-{os.getpid()}-{attempt}",
+                )
                 worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
                 reason: object = "the worker loop ended on an error"
             except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
                 if burst:
                     raise
                 reason = exc
-            if burst or worker._stop_requested:  # RQ's flag for a warm shutdown (SIGTERM, SIGINT)
+            stopping = worker is not None and worker._stop_requested  # RQ's flag for a warm shutdown
+            if burst or stopping:
                 return
             log.warning("lost Redis (%s); working again in %.1f s", reason, delay_s)
             time.sleep(delay_s)
-            if worker._stop_requested:
+            if worker is not None and worker._stop_requested:
                 return
             delay_s = min(delay_s * 2, RECONNECT_MAX_S)
     finally:

@@ -17,6 +17,7 @@ import redis
 from services.common import clock, contracts, keys, streams
 from services.common.config import Branch
 from services.common.contracts import CREATE_PAGE, PageEvent, PageKind, PageRequest, Priority
+from services.common.redis import replicated
 from services.common.schemas import Alert
 
 log = logging.getLogger("lobby.counter")
@@ -70,6 +71,7 @@ def raise_alert(r: redis.Redis, request: PageRequest) -> None:
     pipe = r.pipeline()
     stage(pipe, request)
     pipe.execute()
+    replicated(r)
     dispatch(request)
 
 

@@ -19,6 +19,7 @@ from services.common.contracts import SCREEN_CHANGED, TICKET_CALLED, PageKind, P
 from services.common.counters import CLOSED, OPEN, PAUSED
 from services.common.errors import Conflict, Unprocessable
 from services.common.lines import CounterNotOpen, Finished, NotServing, OldTicket, RecallLimit
+from services.common.redis import replicated
 from services.common.schemas import Counter, Pause, Ticket
 from services.counter import alerts
 
@@ -240,6 +241,7 @@ class Desk:
             alerts.stage(pipe, request)
 
         self.r.transaction(write, keys.counter(self.branch.id, self.id))
+        replicated(self.r)
         alerts.dispatch(request)
         self._screen_changed("pause")
         self._counter_changed()
@@ -277,6 +279,7 @@ class Desk:
             alerts.stage(pipe, request)
 
         self.r.transaction(write, keys.counter(self.branch.id, self.id))
+        replicated(self.r)
         alerts.dispatch(state["request"])
         self._screen_changed("resume")
         self._counter_changed()

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from services.common.contracts import PageEvent
-from services.common.redis import get_redis
+from services.common.redis import for_branch
 from services.counter import alerts
 
 
 def page_event(payload: dict[str, Any]) -> None:
     """Record what became of an alert's page and tell the counter's terminal."""
-    alerts.apply_page_event(get_redis(), PageEvent.model_validate(payload))
+    event = PageEvent.model_validate(payload)
+    alerts.apply_page_event(for_branch(event.branch), event)

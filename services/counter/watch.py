@@ -11,7 +11,7 @@ import logging
 import redis
 
 from services.common import clock, counters, keys, tickets
-from services.common.config import Branch, branches
+from services.common.config import Branch, branches, branches_on, settings
 from services.common.contracts import PageKind, PageRequest, Priority
 from services.common.redis import get_redis
 from services.counter import alerts
@@ -87,8 +87,9 @@ def vip_waits(r: redis.Redis, branch: Branch) -> int:
 
 def watch(r: redis.Redis | None = None) -> None:
     """Run every check on every branch (the counter worker does this each second)."""
+    mine = branches_on(settings().redis_url) if r is None else list(branches().values())
     r = r or get_redis()
-    for branch in branches().values():
+    for branch in mine:
         try:
             tickets.close_past_days(r, branch)
             pause_overruns(r, branch)

@@ -6,7 +6,7 @@ from typing import Any
 
 from services.common.config import branches
 from services.common.contracts import ScreenChanged, TicketCalled
-from services.common.redis import get_redis
+from services.common.redis import for_branch
 from services.kiosk import screen
 
 
@@ -14,7 +14,7 @@ def ticket_called(payload: dict[str, Any]) -> None:
     """Announce a call on the screen: the ticket, its window, and the lines as they are now."""
     call = TicketCalled.model_validate(payload)
     branch = branches()[call.branch]
-    screen.publish(get_redis(), branch, called={
+    screen.publish(for_branch(branch.id), branch, called={
         "number": call.number, "category": call.category, "window": call.window,
         "called_at": call.called_at, "recall": call.recall,
     })
@@ -23,4 +23,4 @@ def ticket_called(payload: dict[str, Any]) -> None:
 def screen_changed(payload: dict[str, Any]) -> None:
     """Refresh notices and waiting counts after a pause, a resume or another routing change."""
     change = ScreenChanged.model_validate(payload)
-    screen.publish(get_redis(), branches()[change.branch], notice=True)
+    screen.publish(for_branch(change.branch), branches()[change.branch], notice=True)

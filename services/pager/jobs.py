@@ -8,9 +8,9 @@ from typing import Any
 import redis
 
 from services.common import clock, contracts, keys
-from services.common.config import branches, settings
+from services.common.config import branches, branches_on, settings
 from services.common.contracts import PAGE_EVENT, PageEvent, PageRequest, PageTimer
-from services.common.redis import get_redis
+from services.common.redis import for_branch, get_redis
 from services.pager import escalation, pages
 
 log = logging.getLogger("lobby.pager")
@@ -19,7 +19,7 @@ log = logging.getLogger("lobby.pager")
 def create_page(payload: dict[str, Any]) -> str:
     """Create the page for an alert (once, however often asked) and tell the counter it is out."""
     request = PageRequest.model_validate(payload)
-    return deliver(get_redis(), request)
+    return deliver(for_branch(request.branch), request)
 
 
 def deliver(r: redis.Redis, request: PageRequest) -> str:
@@ -38,14 +38,15 @@ def deliver(r: redis.Redis, request: PageRequest) -> str:
 def page_timer(payload: dict[str, Any]) -> str:
     """Repeat or escalate a page whose timer is due, unless it was acknowledged meanwhile."""
     timer = PageTimer.model_validate(payload)
-    return escalation.fire(get_redis(), branches()[timer.branch], timer.page_id, timer.kind, timer.due_ms)
+    return escalation.fire(for_branch(timer.branch), branches()[timer.branch], timer.page_id, timer.kind, timer.due_ms)
 
 
 def sweep_timers(r: redis.Redis | None = None, grace_s: float | None = None) -> int:
     """Fire every page timer overdue by more than the grace time (its job was lost); return how many."""
+    mine = branches_on(settings().redis_url) if r is None else list(branches().values())
     r = r or get_redis()
     grace = settings().outbox_grace_s if grace_s is None else grace_s
-    return sum(escalation.sweep(r, branch, grace) for branch in branches().values())
+    return sum(escalation.sweep(r, branch, grace) for branch in mine)
 
 
 def sweep(r: redis.Redis | None = None) -> None:

@@ -13,7 +13,7 @@ import logging
 import redis
 
 from services.common import clock, keys
-from services.common.config import Branch, branches
+from services.common.config import Branch, branches_on, settings
 from services.common.redis import get_redis
 
 log = logging.getLogger("lobby.retention")
@@ -46,7 +46,7 @@ def sweep(r: redis.Redis, branch: Branch) -> int:
 
 
 def sweep_all() -> None:
-    """Sweep every branch (the pager worker does this every minute)."""
+    """Sweep every branch on this worker's Redis (the pager worker does this every minute)."""
     r = get_redis()
-    for branch in branches().values():
+    for branch in branches_on(settings().redis_url):
         sweep(r, branch)
