@@ -119,3 +119,21 @@ def test_lobby_up_runs_everything_with_its_own_redis_and_stops_on_sigterm(tmp_pa
         except requests.ConnectionError:
             continue
         raise AssertionError(f"something still listens on {port} after lobby up stopped")
+
+
+def test_an_idle_worker_stops_at_once_on_sigterm(redis_server):
+    """A warm shutdown ends the worker; its reconnect loop must not take the stop for a lost Redis."""
+    worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "kiosk"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, env={**os.environ, "REDIS_URL": redis_server.url})
+    try:
+        started = time.monotonic()
+        for line in worker.stdout:
+            if "cleaning group registries" in line or time.monotonic() - started > 20:  # idle now
+                break
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(5) == 0
+        assert "lost Redis" not in worker.stdout.read()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()

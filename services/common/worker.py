@@ -94,6 +94,11 @@ def _every(interval_s: float, task: Callable[[], object], stop: threading.Event)
 RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.2, 3.0
 
 
+def _stop_asked(worker: LobbyWorker | None) -> bool:
+    """Say whether a signal asked the worker to stop (RQ marks a warm shutdown with its date)."""
+    return worker is not None and (worker._stop_requested or worker._shutdown_requested_date is not None)
+
+
 def run(queue_name: str, *, periodic: list[tuple[float, Callable[[], object]]] | None = None,
         burst: bool = False) -> None:
     """Work the queue until stopped. SimpleWorker: no fork per job, since pages are latency-critical."""
@@ -122,12 +127,11 @@ def run(queue_name: str, *, periodic: list[tuple[float, Callable[[], object]]] |
                 if burst:
                     raise
                 reason = exc
-            stopping = worker is not None and worker._stop_requested  # RQ's flag for a warm shutdown
-            if burst or stopping:
+            if burst or _stop_asked(worker):
                 return
             log.warning("lost Redis (%s); working again in %.1f s", reason, delay_s)
             time.sleep(delay_s)
-            if worker is not None and worker._stop_requested:
+            if _stop_asked(worker):
                 return
             delay_s = min(delay_s * 2, RECONNECT_MAX_S)
     finally:
