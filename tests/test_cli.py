@@ -14,6 +14,7 @@ import requests
 
 from services.common.redis_server import free_port
 from tests.conftest import BRANCH, settle
+from tests.sse import eventually
 
 API = f"/api/v1/branches/{BRANCH}"
 
@@ -123,13 +124,19 @@ def test_lobby_up_runs_everything_with_its_own_redis_and_stops_on_sigterm(tmp_pa
 
 def test_an_idle_worker_stops_at_once_on_sigterm(redis_server):
     """A warm shutdown ends the worker; its reconnect loop must not take the stop for a lost Redis."""
+    import redis
+    from rq import Worker
+
     worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "kiosk"], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "REDIS_URL": redis_server.url})
     try:
-        started = time.monotonic()
-        for line in worker.stdout:
-            if "cleaning group registries" in line or time.monotonic() - started > 20:  # idle now
-                break
+        connection = redis.Redis.from_url(redis_server.url)
+
+        def idle() -> bool:
+            return any(w.name.endswith(f"-{worker.pid}-0") and w.get_state() == "idle"
+                       for w in Worker.all(connection=connection))
+
+        eventually(idle, timeout=30)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(5) == 0
         assert "lost Redis" not in worker.stdout.read()
