@@ -67,7 +67,7 @@ def _branch_redis(branch_id: str) -> redis.Redis:
     """Return the client of the Redis a branch lives on (the default one for a branch not configured)."""
     settings = Settings.from_env()
     branch = load_branches(settings.config_path).get(branch_id)
-    return get_redis((branch.redis_url if branch else None) or settings.redis_url)
+    return get_redis(branch.lives_on(settings.redis_url) if branch else settings.redis_url)
 
 
 def cmd_tokens_issue(args: argparse.Namespace) -> int:
@@ -83,7 +83,7 @@ def cmd_tokens_issue(args: argparse.Namespace) -> int:
         if branch.manager(args.device) is None:
             return _fail(f"unknown manager {args.device!r} in branch {branch.id}")
         kind, subject = auth.DEVICE, args.device
-    print(auth.issue(get_redis(branch.redis_url or settings.redis_url), branch.id, kind, subject))
+    print(auth.issue(get_redis(branch.lives_on(settings.redis_url)), branch.id, kind, subject))
     return 0
 
 
@@ -167,7 +167,7 @@ def _print_demo(stack: object, settings: Settings) -> None:
     shown = "localhost" if stack.host in ("0.0.0.0", "127.0.0.1") else stack.host
     lines = [f"Redis: {stack.redis_url}"]
     for branch in load_branches(settings.config_path).values():
-        r = get_redis(branch.redis_url or stack.redis_url)
+        r = get_redis(branch.lives_on(stack.redis_url))
         kiosk = f"http://{shown}:{stack.ports['kiosk']}"
         counter = f"http://{shown}:{stack.ports['counter']}"
         pager = f"http://{shown}:{stack.ports['pager']}"

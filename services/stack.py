@@ -115,9 +115,9 @@ class Stack:
         assert self.redis_url
         urls = [self.redis_url]
         if self.config_path:
-            from services.common.config import load_branches
+            from services.common.config import by_redis, load_branches
 
-            urls += sorted({b.redis_url for b in load_branches(self.config_path).values() if b.redis_url} - set(urls))
+            urls += sorted(set(by_redis(load_branches(self.config_path).values(), self.redis_url)) - set(urls))
         return urls
 
     def _spawn(self, child: Child) -> None:

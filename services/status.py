@@ -15,18 +15,18 @@ from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from services.common import contracts, counters, keys, tickets
-from services.common.config import Branch
+from services.common.config import Branch, by_redis
 from services.common.redis import get_redis, get_rq_redis
 from services.pager.pages import PRIORITY_ORDER
 
 
 def collect(branches: dict[str, Branch], default_url: str) -> dict[str, Any]:
     """Gather the status as plain data (the --json output), from every Redis the branches live on."""
-    urls = sorted({b.redis_url or default_url for b in branches.values()} | {default_url})
+    by_url = by_redis(branches.values(), default_url)
+    urls = sorted(set(by_url) | {default_url})
     found: dict[str, Any] = {"queues": [], "workers": [], "branches": []}
     for url in urls:
-        shard = _shard(get_redis(url), get_rq_redis(url), [b for b in branches.values()
-                                                           if (b.redis_url or default_url) == url])
+        shard = _shard(get_redis(url), get_rq_redis(url), by_url.get(url, []))
         for part in found:
             found[part] += [{**item, "redis": _public(url)} if len(urls) > 1 else item for item in shard[part]]
     return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterable
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated
@@ -182,6 +183,10 @@ class Branch(_Strict):
         minutes = category.wait_limit_minutes if category and category.wait_limit_minutes else self.wait_limit_minutes
         return int(minutes * 60_000)
 
+    def lives_on(self, default_url: str) -> str:
+        """Return the Redis this branch lives on: its own redis_url, else the deployment's default."""
+        return self.redis_url or default_url
+
     def category_for_number(self, number: str) -> Category | None:
         """Return the category whose prefix starts a ticket number such as V007."""
         letters = number.rstrip("0123456789")
@@ -232,15 +237,23 @@ class Settings(BaseModel):
 
 
 def redis_url_for(branch_id: str) -> str:
-    """Return the Redis a branch lives on: its own override, else the deployment's default."""
+    """Return the Redis a branch lives on (the default one for a branch not configured)."""
     branch = branches().get(branch_id)
-    return (branch.redis_url if branch else None) or settings().redis_url
+    default = settings().redis_url
+    return branch.lives_on(default) if branch else default
+
+
+def by_redis(branches: Iterable[Branch], default_url: str) -> dict[str, list[Branch]]:
+    """Group branches by the Redis they live on."""
+    groups: dict[str, list[Branch]] = {}
+    for branch in branches:
+        groups.setdefault(branch.lives_on(default_url), []).append(branch)
+    return groups
 
 
 def branches_on(url: str) -> list[Branch]:
     """Return the branches that live on one Redis (what a worker connected to it looks after)."""
-    default = settings().redis_url
-    return [b for b in branches().values() if (b.redis_url or default) == url]
+    return by_redis(branches().values(), settings().redis_url).get(url, [])
 
 
 def load_branches(path: Path) -> dict[str, Branch]:

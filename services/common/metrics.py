@@ -25,7 +25,7 @@ from prometheus_client.utils import floatToGoString
 from rq.registry import FailedJobRegistry
 
 from services.common import contracts, keys
-from services.common.config import Branch
+from services.common.config import Branch, by_redis
 from services.common.redis import get_redis
 
 # Bucket upper bounds (seconds): a customer's wait, and a manager's time to acknowledge.
@@ -93,15 +93,13 @@ class LobbyCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         # Branches may live on several Redis servers: one pipeline to each.
-        by_url: dict[str, list[str]] = defaultdict(list)
-        for branch in self.branches.values():
-            by_url[branch.redis_url or self.default_url].append(branch.id)
+        by_url = by_redis(self.branches.values(), self.default_url)
         stats: dict[str, dict[str, str]] = {}
-        for url, branch_ids in by_url.items():
+        for url, on_url in by_url.items():
             pipe = get_redis(url).pipeline(transaction=False)
-            for branch_id in branch_ids:
-                pipe.hgetall(keys.stats(branch_id))
-            stats.update(zip(branch_ids, pipe.execute(), strict=True))
+            for branch in on_url:
+                pipe.hgetall(keys.stats(branch.id))
+            stats.update(zip((b.id for b in on_url), pipe.execute(), strict=True))
         owned = OWNED.get(self.service, ())
         if "tickets_issued" in owned:
             yield _counter("lobby_tickets_issued", "Tickets taken at the kiosk", ["branch", "category"],

@@ -80,7 +80,8 @@ def stream_client() -> redis.Redis:
 def _redis_url() -> str:
     branch_id = (request.view_args or {}).get("branch") if has_request_context() else None
     branch = branches().get(branch_id) if branch_id else None
-    return (branch.redis_url if branch else None) or app_settings().redis_url
+    default = app_settings().redis_url
+    return branch.lives_on(default) if branch else default
 
 
 def branches() -> dict[str, Branch]:
