@@ -38,8 +38,8 @@ class Desk:
     # Reading
 
     def view(self) -> Counter:
-        state = counters.load(self.r, self.branch, self.id)
-        reader = tickets.TicketReader(self.r, self.branch)
+        reader = tickets.TicketReader(self.r, self.branch)  # reads every counter's state and the redirects
+        state = reader.states[self.id]
         pause = None
         if state.pause:
             pause = Pause(**{k: state.pause.get(k) for k in ("reason", "note", "expected_minutes", "since",
@@ -49,16 +49,15 @@ class Desk:
             day_reader = reader if state.serving_day in (None, reader.lines.day) else tickets.TicketReader(
                 self.r, self.branch, state.serving_day)
             serving = day_reader.get(state.serving)
+        order = counters.call_order(self.branch, self.id, reader.rules)
         return Counter(
             id=self.id, window=self.config.window, status=state.status, serving=serving, pause=pause,
-            serves=counters.call_order(self.branch, self.id, reader.rules),
-            weights=dict(self.config.weights),
-            waiting=self._waiting_here(reader),
+            serves=order, weights=dict(self.config.weights), waiting=self._waiting_here(reader, order),
         )
 
-    def _waiting_here(self, reader: tickets.TicketReader) -> dict[str, int]:
-        """Count who waits for this counter: per category it calls, and those transferred to it."""
-        line_keys = {c: reader.lines.key(c) for c in counters.call_order(self.branch, self.id, reader.rules)}
+    def _waiting_here(self, reader: tickets.TicketReader, order: list[str]) -> dict[str, int]:
+        """Count who waits for this counter: per category it calls (in order), and those transferred to it."""
+        line_keys = {c: reader.lines.key(c) for c in order}
         line_keys[counters.TRANSFERS] = reader.lines.counter_key(self.id)
         return {name: head.count for name, head in reader.lines.heads(line_keys).items()}
 
