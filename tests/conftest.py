@@ -235,6 +235,15 @@ def sse() -> Iterator[callable]:
         client.close()
 
 
+def record_reliability(name: str, figures: dict) -> None:
+    """Keep what a fault or bad-input test measured in var/reliability/<name>.json, for RELIABILITY.md."""
+    import json
+
+    results = Path("var/reliability")
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
 def stack_logs(stack: Stack) -> str:
     """Return the tail of every child's log, for a failing test's message."""
     out = []

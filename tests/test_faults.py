@@ -8,12 +8,10 @@ process here never disturbs the rest of the suite. Each records what it measured
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -23,18 +21,13 @@ from services.common import auth, keys
 from services.common.config import DEMO_CONFIG
 from services.common.redis_server import RedisServer, free_port
 from services.stack import Stack
+from tests.conftest import record_reliability
 from tests.sse import SSEClient, eventually
 
 BRANCHES = ["zhongnan", "f1", "f2", "f3"]
 COUNTERS = ["vip", "1", "2", "3", "4"]
 KINDS = ["distress", "help", "ask_supervisor"]
-RESULTS = Path("var/reliability")
 
-
-def record(name: str, figures: dict) -> None:
-    """Keep what a fault test measured, for RELIABILITY.md."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +129,7 @@ def test_pager_worker_killed_mid_burst_loses_and_doubles_nothing(fault_stack, fr
                             for _, f in fr.xrange(keys.stream(branch, keys.DEVICE)) if f["type"] == "page")
         assert set(announced.values()) == {1} and len(announced) == len(pages), "each page announced once"
     assert catch_up_s <= 10
-    record("pager_worker_sigkill", {
+    record_reliability("pager_worker_sigkill", {
         "alerts": 200, "accepted_before_kill": killed_after, "paged_before_restart": paged_before_restart,
         "pages": pages_made, "lost": 0, "doubled": 0, "last_page_after_restart_s": round(catch_up_s, 2),
     })
@@ -193,7 +186,7 @@ def test_killed_web_services_replay_every_missed_event_once_on_reconnect(fault_s
         assert len(got) == len(set(got)), f"{name}: none twice"
         figures[name] = {"missed_while_down": len(missed[name]),
                          "replayed": len(got), "lost": 0, "doubled": 0}
-    record("web_service_sigkill", figures)
+    record_reliability("web_service_sigkill", figures)
 
 
 def test_redis_crash_loses_nothing_accepted_and_apis_fail_fast_then_recover(fault_stack, fault_redis, fr):
@@ -241,7 +234,7 @@ def test_redis_crash_loses_nothing_accepted_and_apis_fail_fast_then_recover(faul
     eventually(lambda: any(p["kind"] == "distress" for p in requests.get(
         f"{pager}/pages", headers=device, timeout=5).json()["pages"]), timeout=15)
     assert [c.name for c in fault_stack.children if c.process.poll() is not None] == [], "no process restarted"
-    record("redis_crash", {"tickets_before": 3, "tickets_after": len(survived), "pages_before": len(pages),
+    record_reliability("redis_crash", {"tickets_before": 3, "tickets_after": len(survived), "pages_before": len(pages),
                            "pages_after": len(after), "lost": 0, "seconds_to_503": timings})
 
 
@@ -293,9 +286,10 @@ def test_counters_work_without_the_kiosk_and_pages_wait_for_the_pager_web(fault_
     listed = requests.get(f"{pager}/pages", params={"status": "all"},
                           headers={"Authorization": f"Bearer {device_token}"}, timeout=5).json()["pages"]
     assert sorted(p["kind"] for p in listed) == ["ask_supervisor", "distress", "help", "pause", "resume"]
-    record("service_stopped", {"kiosk_down": {"call_next": "200", "pause_paged": True, "screen_caught_up": True},
-                               "pager_web_down": {"alerts_accepted_while_down": 3, "pages_replayed_after": len(kinds),
-                                                  "lost": 0}})
+    record_reliability("service_stopped", {
+        "kiosk_down": {"call_next": "200", "pause_paged": True, "screen_caught_up": True},
+        "pager_web_down": {"alerts_accepted_while_down": 3, "pages_replayed_after": len(kinds), "lost": 0},
+    })
 
 
 @pytest.fixture(autouse=True)
@@ -305,5 +299,3 @@ def _stack_alive(request, fault_stack):
     for child in fault_stack.children:
         if child.process is None or child.process.poll() is not None:
             fault_stack.respawn(child.name)
-    if os.environ.get("LOBBY_FAULT_DEBUG"):
-        print(json.dumps({c.name: c.process.pid for c in fault_stack.children}))

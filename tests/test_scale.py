@@ -48,7 +48,7 @@ def split_stack(shards, tmp_path_factory) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def clients(shards) -> dict[str, redis.Redis]:
+def shard_clients(shards) -> dict[str, redis.Redis]:
     found = {b: redis.Redis.from_url(server.url, decode_responses=True) for b, server in shards.items()}
     for client in found.values():
         for key in client.scan_iter("lobby:*", count=1000):
@@ -84,9 +84,9 @@ def _story(stack: Stack, r: redis.Redis, branch: str, results: dict[str, object]
         results[branch] = exc
 
 
-def test_rule_1_runs_on_a_branch_of_each_redis_at_once_and_each_keeps_its_own(split_stack, shards, clients):
+def test_rule_1_runs_on_a_branch_of_each_redis_at_once_and_each_keeps_its_own(split_stack, shards, shard_clients):
     results: dict[str, object] = {}
-    threads = [threading.Thread(target=_story, args=(split_stack, clients[b], b, results)) for b in (EAST, WEST)]
+    threads = [threading.Thread(target=_story, args=(split_stack, shard_clients[b], b, results)) for b in (EAST, WEST)]
     for t in threads:
         t.start()
     for t in threads:
@@ -95,16 +95,17 @@ def test_rule_1_runs_on_a_branch_of_each_redis_at_once_and_each_keeps_its_own(sp
         assert results[branch] == {"vip_waiting": 2, "notice": ["V001", "V002"], "called": "V001",
                                    "shown": ("V001", "3")}, branch
     for here, other in ((EAST, WEST), (WEST, EAST)):
-        assert list(clients[here].scan_iter(f"{keys.branch(other)}*")) == [], f"{here}'s Redis holds no {other} key"
-        assert list(clients[here].scan_iter(f"{keys.branch(here)}:page:*")), f"{here}'s pages are on its own Redis"
+        on_here = shard_clients[here]
+        assert list(on_here.scan_iter(f"{keys.branch(other)}*")) == [], f"{here}'s Redis holds no {other} key"
+        assert list(on_here.scan_iter(f"{keys.branch(here)}:page:*")), f"{here}'s pages are on its own Redis"
     # Each Redis's own workers did that branch's jobs.
     for branch in (EAST, WEST):
         done = {w.name: w.successful_job_count for w in Worker.all(connection=redis.Redis.from_url(shards[branch].url))}
         assert sum(done.values()) > 0 and len(done) == 5, (branch, done)
 
 
-def test_three_pager_workers_turn_1000_alerts_into_exactly_one_page_each(split_stack, shards, clients):
-    r = clients[EAST]
+def test_three_pager_workers_turn_1000_alerts_into_exactly_one_page_each(split_stack, shards, shard_clients):
+    r = shard_clients[EAST]
     counters = ["vip", "1", "2", "3", "4"]
     tokens = {c: auth.issue(r, EAST, auth.COUNTER, c) for c in counters}
     accepted: list[str] = []

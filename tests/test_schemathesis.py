@@ -8,9 +8,7 @@ Event streams are left out: they never end, and tests/test_device_stream.py cove
 from __future__ import annotations
 
 import itertools
-import json
 from collections import Counter
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -18,7 +16,7 @@ import schemathesis
 from hypothesis import HealthCheck, assume, given, settings
 from schemathesis import GenerationMode, checks
 
-from tests.conftest import BRANCH
+from tests.conftest import BRANCH, record_reliability
 
 SERVICES = ("kiosk", "counter", "pager")
 SEEN: dict[str, Counter] = {s: Counter() for s in SERVICES}
@@ -76,7 +74,5 @@ def test_generated_requests_get_no_5xx_and_match_the_schema(stack, tokens, servi
 
 def test_zz_record_what_came_back():
     """Keep how many generated requests each service answered, and with what, for RELIABILITY.md."""
-    out = Path("var/reliability")
-    out.mkdir(parents=True, exist_ok=True)
-    figures = {s: {"requests": sum(c.values()), "statuses": dict(sorted(c.items()))} for s, c in SEEN.items()}
-    (out / "schemathesis.json").write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    record_reliability("schemathesis", {s: {"requests": sum(c.values()), "statuses": dict(sorted(c.items()))}
+                                        for s, c in SEEN.items()})

@@ -22,6 +22,7 @@ from services.common import auth, keys
 from services.common.config import DEMO_CONFIG
 from services.common.redis_server import RedisServer, binary, free_port
 from services.stack import Stack
+from tests.conftest import record_reliability
 from tests.sse import SSEClient, eventually
 
 MASTER = "lobby"
@@ -158,8 +159,7 @@ def test_primary_killed_during_a_burst_loses_no_accepted_alert(cluster):
     assert response.status_code == 202
     again.wait_for(lambda e: e.type == "page" and e.data["page"]["kind"] == "help", timeout=20)
     again.close()
-    Path("var/reliability").mkdir(parents=True, exist_ok=True)
-    Path("var/reliability/sentinel_failover.json").write_text(json.dumps({
+    record_reliability("sentinel_failover", {
         "alerts_accepted": len(accepted), "refused_while_failing_over": refused,
         "pages": len(pages), "lost": 0, "all_paged_after_kill_s": round(failover_s, 1),
-    }, indent=2), encoding="utf-8")
+    })
