@@ -173,6 +173,35 @@
     try { window.localStorage.removeItem(storageKey); } catch (err) { /* nothing kept */ }
   };
 
+  /** The enrolment form a token page (terminal, device) shows: a token typed in is kept and used, then the
+   *  page starts. Returns refused(answer): on a 401 the token is forgotten, on a 403 the page says whose
+   *  token it is not; both send the user back to the form, and refused says whether it did.
+   *  page: {use(token), start(), enroll(reason), forbidden: text for a 403}. */
+  Lobby.enrolment = function (storageKey, page) {
+    Lobby.$("#enroll-form").addEventListener("submit", function (event) {
+      event.preventDefault();
+      const value = Lobby.$("#enroll-token").value.trim();
+      if (!value) return;
+      try { window.localStorage.setItem(storageKey, value); } catch (err) { /* memory only */ }
+      Lobby.$("#enroll-token").value = "";
+      page.use(value);
+      page.start();
+    });
+    return function refused(answer) {
+      if (answer.status === 401) {
+        Lobby.forgetToken(storageKey);
+        page.use(null);
+        page.enroll("令牌无效或已吊销，请重新登记。The token is not valid or was revoked: enrol again.");
+        return true;
+      }
+      if (answer.status === 403) {
+        page.enroll(page.forbidden);
+        return true;
+      }
+      return false;
+    };
+  };
+
   // Times: ISO 8601 with offset in, the branch's wall clock out.
   const formatters = {};
   function formatter(timeZone, seconds) {

@@ -63,29 +63,10 @@
     L.$("#enroll-token").focus();
   }
 
-  L.$("#enroll-form").addEventListener("submit", function (event) {
-    event.preventDefault();
-    const value = L.$("#enroll-token").value.trim();
-    if (!value) return;
-    token = value;
-    try { localStorage.setItem(storageKey, value); } catch (err) { /* memory only */ }
-    L.$("#enroll-token").value = "";
-    start();
+  const refused = L.enrolment(storageKey, {
+    use(value) { token = value; }, start, enroll,
+    forbidden: "此令牌不属于本窗口。This token belongs to another counter or branch.",
   });
-
-  function refused(answer) {
-    if (answer.status === 401) {
-      L.forgetToken(storageKey);
-      token = null;
-      enroll("令牌无效或已吊销，请重新登记。The token is not valid or was revoked: enrol again.");
-      return true;
-    }
-    if (answer.status === 403) {
-      enroll("此令牌不属于本窗口。This token belongs to another counter or branch.");
-      return true;
-    }
-    return false;
-  }
 
   // The counter.
 

@@ -53,29 +53,10 @@
     stopAlarm();
   }
 
-  L.$("#enroll-form").addEventListener("submit", function (event) {
-    event.preventDefault();
-    const value = L.$("#enroll-token").value.trim();
-    if (!value) return;
-    token = value;
-    try { localStorage.setItem(storageKey, value); } catch (err) { /* memory only */ }
-    L.$("#enroll-token").value = "";
-    start();
+  const refused = L.enrolment(storageKey, {
+    use(value) { token = value; }, start, enroll,
+    forbidden: "此令牌不能查看本支行的呼叫。This token may not read this branch's pages.",
   });
-
-  function refused(answer) {
-    if (answer.status === 401) {
-      L.forgetToken(storageKey);
-      token = null;
-      enroll("令牌无效或已吊销，请重新登记。The token is not valid or was revoked: enrol again.");
-      return true;
-    }
-    if (answer.status === 403) {
-      enroll("此令牌不能查看本支行的呼叫。This token may not read this branch's pages.");
-      return true;
-    }
-    return false;
-  }
 
   // The pages.
 
