@@ -40,6 +40,14 @@ def gunicorn_command(app: str, bind: str) -> list[str]:
     ]
 
 
+def answers_ready(base_url: str) -> bool:
+    """Say whether a web service at base_url answers its /readyz with 200 (Redis reachable)."""
+    try:
+        return requests.get(f"{base_url}/readyz", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def _descendants(pid: int) -> list[int]:
     """Return the pids below a process (Linux /proc), such as gunicorn's workers under its master."""
     found = []
@@ -132,11 +140,8 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         for service in SERVICES:
             while True:
-                try:
-                    if requests.get(f"{self.url(service)}/readyz", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
+                if answers_ready(self.url(service)):
+                    break
                 died = [c.name for c in self.children if c.process and c.process.poll() is not None]
                 if died or time.monotonic() > deadline:
                     self.stop()

@@ -36,7 +36,7 @@ from services.bench.hello import HELLO_PATH
 from services.common import auth, contracts
 from services.common.config import DEMO_CONFIG, Branch, branches_at
 from services.common.redis_server import free_port
-from services.stack import SERVICES, Stack, gunicorn_command
+from services.stack import SERVICES, Stack, answers_ready, gunicorn_command
 
 RESULTS_DIR = Path("bench/results")
 B1_BRANCH = "b{:02d}"
@@ -402,12 +402,7 @@ class Bench:
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
+            while not answers_ready(base):
                 if time.monotonic() > deadline or hello.poll() is not None:
                     raise RuntimeError("the hello-world server did not start")
                 time.sleep(0.1)
