@@ -89,23 +89,27 @@ def load(r: redis.Redis, branch_id: str, alert_id: str) -> Alert | None:
 
 def apply_page_event(r: redis.Redis, event: PageEvent) -> None:
     """Record on the alert what became of its page, and tell the counter's terminal."""
-    alert_ids = [a for a in dict.fromkeys([event.alert_id, *event.alert_ids])
-                 if r.exists(keys.alert(event.branch, a))]
-    if not alert_ids:
+    alert_keys = [keys.alert(event.branch, a) for a in dict.fromkeys([event.alert_id, *event.alert_ids])]
+
+    def write(pipe: redis.client.Pipeline) -> bool:
+        # Update only alerts that still exist, in one MULTI under WATCH: an alert removed meanwhile (by
+        # retention) must not come back as a partial hash.
+        present = [key for key in alert_keys if pipe.exists(key)]
+        pipe.multi()
+        for key in present:
+            pipe.hset(key, "page_id", event.page_id)
+            if event.event == "acknowledged":
+                pipe.hset(key, mapping={"status": ACKNOWLEDGED, "acknowledged_by": event.by_name or event.by or "",
+                                        "acknowledged_at": event.at})
+            elif event.event == "replied":
+                pipe.hset(key, "reply", event.message or "")
+            elif event.event == "resolved":
+                pipe.hset(key, "status", RESOLVED)
+        return bool(present)
+
+    if not r.transaction(write, *alert_keys, value_from_callable=True):
         return
     terminal = keys.terminal_stream(event.branch, event.counter)
-    pipe = r.pipeline()
-    for alert_id in alert_ids:
-        key = keys.alert(event.branch, alert_id)
-        pipe.hset(key, "page_id", event.page_id)
-        if event.event == "acknowledged":
-            pipe.hset(key, mapping={"status": ACKNOWLEDGED, "acknowledged_by": event.by_name or event.by or "",
-                                    "acknowledged_at": event.at})
-        elif event.event == "replied":
-            pipe.hset(key, "reply", event.message or "")
-        elif event.event == "resolved":
-            pipe.hset(key, "status", RESOLVED)
-    pipe.execute()
     alert = load(r, event.branch, event.alert_id)
     data = {"alert": alert.model_dump(mode="json") if alert else None, "at": event.at}
     if event.event == "acknowledged":
