@@ -15,7 +15,7 @@ import redis
 
 from services.common import auth
 from services.common.config import Settings, load_branches
-from services.common.contracts import COUNTER, PAGER, QUEUES
+from services.common.contracts import COUNTER, KIOSK, PAGER, QUEUES
 from services.common.redis import get_redis
 
 
@@ -129,6 +129,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from services.counter.watch import watch
 
         periodic.append((1.0, watch))
+    elif args.queue == KIOSK:
+        from services.kiosk.jobs import REDRAW_EVERY_S, redraw_stale_screens
+
+        periodic.append((REDRAW_EVERY_S, redraw_stale_screens))
     worker.run(args.queue, periodic=periodic, burst=args.burst)
     return 0
 

@@ -8,6 +8,7 @@ its categories are called first by the counter it redirects to.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +70,24 @@ def _state(counter_id: str, raw: dict[str, str]) -> CounterState:
 
 def redirects(r: redis.Redis, branch: Branch) -> dict[str, RedirectRule]:
     """Return the redirects in force, by category."""
-    return {cat: RedirectRule(**json.loads(raw)) for cat, raw in r.hgetall(keys.redirects(branch.id)).items()}
+    return _rules(r.hgetall(keys.redirects(branch.id)))
+
+
+def _rules(raw: dict[str, str]) -> dict[str, RedirectRule]:
+    return {cat: RedirectRule(**json.loads(rule)) for cat, rule in raw.items()}
+
+
+def queue_routing_state(pipe: redis.client.Pipeline, branch: Branch) -> None:
+    """Queue the reads of every counter's state and of the redirects; take their replies with routing_state."""
+    for c in branch.counters:
+        pipe.hgetall(keys.counter(branch.id, c.id))
+    pipe.hgetall(keys.redirects(branch.id))
+
+
+def routing_state(branch: Branch, replies: Iterator[Any]) -> tuple[dict[str, CounterState], dict[str, RedirectRule]]:
+    """Take the replies queue_routing_state asked for: the counters' states and the redirects in force."""
+    states = {c.id: _state(c.id, next(replies)) for c in branch.counters}
+    return states, _rules(next(replies))
 
 
 def call_order(branch: Branch, counter_id: str, rules: dict[str, RedirectRule]) -> list[str]:

@@ -21,6 +21,7 @@ class ApiError(Exception):
         if status:
             self.status = status
         self.extra = extra
+        self.headers: dict[str, str] = {}
 
     def body(self) -> dict[str, Any]:
         return {"error": {"code": self.code, "message": self.message, **self.extra}}

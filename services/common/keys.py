@@ -77,6 +77,11 @@ def stream(branch_id: str, audience: str) -> str:
     return f"{branch(branch_id)}:stream:{audience}"
 
 
+def ticket_allowance(branch_id: str, client: str, window_s: int, window_start: int) -> str:
+    """Counter of the tickets one kiosk client took in one fixed rate-limit window; expires with the window."""
+    return f"{branch(branch_id)}:allowance:{client}:{window_s}:{window_start}"
+
+
 def terminal_stream(branch_id: str, counter_id: str) -> str:
     return stream(branch_id, f"counter:{counter_id}")
 
@@ -123,6 +128,11 @@ def tokens(branch_id: str) -> str:
 
 def idempotency(branch_id: str, caller: str, key: str) -> str:
     return f"{branch(branch_id)}:idem:{caller}:{key}"
+
+
+def screens_stale() -> str:
+    """Set of branch ids whose lobby screen shows fewer tickets than were issued; the kiosk worker redraws them."""
+    return f"{PREFIX}:screens-stale"
 
 
 def outbox_branches() -> str:

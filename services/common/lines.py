@@ -14,11 +14,15 @@ A line's score is the ticket's issue time (ms), so a transferred ticket keeps it
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NoReturn
+from functools import cached_property
+from typing import Any, NoReturn
 
 import redis
+from redis.commands.core import Script
 
 from services.common import keys, metrics
 
@@ -47,10 +51,21 @@ local function finish_serving(counter, root, status, now_iso, now_ms, service_ro
 end
 """
 
-# KEYS: seq, line, days, stats; ARGV: ticket key prefix, number prefix, category, issued_at, score (ms), day,
-# history TTL (s)
+# KEYS: seq, line, days, stats, stale screens set, then one key per allowance window.
+# ARGV: ticket key prefix, number prefix, category, issued_at, score (ms), day, history TTL (s), branch id,
+#       then per allowance: limit, window (s).
+# An allowance used up refuses the ticket before anything is written (RATE_LIMITED <index>); an issued ticket
+# counts in every window, in the same script, so only tickets actually issued use up an allowance.
 # The score is kept strictly above the line's last so that tickets issued in one millisecond keep order.
+# The branch joins the set of screens the kiosk worker redraws (a burst of tickets, one redraw).
+# Returns {number, position in its line}.
 _ISSUE = """
+local windows = #KEYS - 5
+for i = 1, windows do
+  if tonumber(redis.call('GET', KEYS[5 + i]) or '0') >= tonumber(ARGV[7 + 2 * i]) then
+    return redis.error_reply('RATE_LIMITED ' .. i)
+  end
+end
 local n = redis.call('INCR', KEYS[1])
 local number = string.format('%s%03d', ARGV[2], n)
 local score = tonumber(ARGV[5])
@@ -67,7 +82,14 @@ redis.call('EXPIRE', KEYS[1], ARGV[7])
 redis.call('EXPIRE', KEYS[2], ARGV[7])
 redis.call('SADD', KEYS[3], ARGV[6])
 redis.call('HINCRBY', KEYS[4], 'tickets_issued:' .. ARGV[3], 1)
-return number
+for i = 1, windows do
+  if redis.call('INCR', KEYS[5 + i]) == 1 then
+    redis.call('EXPIRE', KEYS[5 + i], ARGV[8 + 2 * i])
+  end
+end
+redis.call('SADD', KEYS[5], ARGV[8])
+-- Its score is the line's highest, so its position is the line's length.
+return {number, redis.call('ZCARD', KEYS[2])}
 """
 
 # KEYS: counter hash, calls list, stats hash, then one line per lane.
@@ -222,6 +244,10 @@ return expired
 """
 
 
+_SCRIPTS = (_ISSUE, _CALL_NEXT, _FINISH, _RECALL, _TRANSFER, _EXPIRE)
+_ISSUE_SHA = hashlib.sha1(_ISSUE.encode()).hexdigest()
+
+
 class CounterNotOpen(Exception):
     """The counter is paused or closed, so it takes no calls."""
 
@@ -236,6 +262,31 @@ class RecallLimit(Exception):
 
 class OldTicket(Exception):
     """The ticket belongs to an earlier business day."""
+
+
+class RateLimited(Exception):
+    """An allowance is used up: no ticket was issued and nothing was counted."""
+
+    def __init__(self, index: int):
+        super().__init__(f"allowance {index} used up")
+        self.index = index
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """A rate-limit window a ticket counts in: at most `limit` tickets per `window_s` seconds under `key`."""
+
+    key: str
+    limit: int
+    window_s: int
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A ticket just issued: its number and its place in its line."""
+
+    number: str
+    position: int
 
 
 @dataclass(frozen=True)
@@ -271,6 +322,35 @@ _ERRORS = {"COUNTER_NOT_OPEN": CounterNotOpen, "NOT_SERVING": NotServing, "RECAL
            "OLD_TICKET": OldTicket}
 
 
+def issued(reply: Any) -> Issued:
+    """Read the issue script's reply from a pipeline run by `run`; raise RateLimited when it refused."""
+    if isinstance(reply, redis.ResponseError):
+        code, _, index = str(reply).partition(" ")
+        if code == "RATE_LIMITED":
+            raise RateLimited(int(index) - 1)
+        raise reply
+    number, position = reply
+    return Issued(number=number, position=int(position))
+
+
+def run(r: redis.Redis, build: Callable[[redis.client.Pipeline], None]) -> list[Any]:
+    """Run a pipeline in one round trip, its scripts called by SHA; errors are left in the replies.
+
+    redis-py's own script objects would ask SCRIPT EXISTS first, a round trip more on every pipeline. Instead
+    a script Redis does not know (it restarted or failed over) fails with NOSCRIPT before it runs, so the
+    scripts are loaded and the pipeline, reads and not-yet-run scripts only, is run once more.
+    """
+    for attempt in range(2):
+        pipe = r.pipeline(transaction=False)
+        build(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        if attempt or not any(isinstance(x, redis.exceptions.NoScriptError) for x in replies):
+            return replies
+        for script in _SCRIPTS:
+            r.script_load(script)
+    raise AssertionError("unreachable")
+
+
 def _raise_known(exc: redis.ResponseError) -> NoReturn:
     code = str(exc).split(" ", 1)[0]
     if code in _ERRORS:
@@ -288,12 +368,27 @@ class Lines:
         self.day = day
         self.samples = service_samples
         self.ttl_s = ttl_s
-        self._issue = r.register_script(_ISSUE)
-        self._call_next = r.register_script(_CALL_NEXT)
-        self._finish = r.register_script(_FINISH)
-        self._recall = r.register_script(_RECALL)
-        self._transfer = r.register_script(_TRANSFER)
-        self._expire = r.register_script(_EXPIRE)
+
+    # Scripts are registered when first used: a request that only reads (or issues by SHA) registers none.
+    @cached_property
+    def _call_next(self) -> Script:
+        return self.r.register_script(_CALL_NEXT)
+
+    @cached_property
+    def _finish(self) -> Script:
+        return self.r.register_script(_FINISH)
+
+    @cached_property
+    def _recall(self) -> Script:
+        return self.r.register_script(_RECALL)
+
+    @cached_property
+    def _transfer(self) -> Script:
+        return self.r.register_script(_TRANSFER)
+
+    @cached_property
+    def _expire(self) -> Script:
+        return self.r.register_script(_EXPIRE)
 
     def key(self, category: str) -> str:
         return keys.line(self.branch_id, self.day, category)
@@ -303,12 +398,24 @@ class Lines:
 
     def add(self, category: str, prefix: str, issued_at: str, score_ms: int) -> str:
         """Number a new ticket and put it at the end of its line; return its number."""
-        return self._issue(
-            keys=[keys.ticket_seq(self.branch_id, self.day, category), self.key(category), keys.days(self.branch_id),
-                  keys.stats(self.branch_id)],
-            args=[f"{keys.ticket_root(self.branch_id)}{self.day}:", prefix, category, issued_at, score_ms, self.day,
-                  self.ttl_s],
-        )
+        replies = run(self.r, lambda pipe: self.queue_add(pipe, category, prefix, issued_at, score_ms))
+        return issued(replies[0]).number
+
+    def queue_add(self, pipe: redis.client.Pipeline, category: str, prefix: str, issued_at: str, score_ms: int,
+                  allowances: Sequence[Allowance] = ()) -> None:
+        """Queue the issue of a ticket on a pipeline given to `run`; read its reply with `issued`.
+
+        The ticket counts in every allowance, or is refused when one is used up; its branch's lobby screen is
+        marked for redrawing (`keys.screens_stale`).
+        """
+        script_keys = [keys.ticket_seq(self.branch_id, self.day, category), self.key(category),
+                       keys.days(self.branch_id), keys.stats(self.branch_id), keys.screens_stale(),
+                       *(a.key for a in allowances)]
+        args: list[str | int] = [f"{keys.ticket_root(self.branch_id)}{self.day}:", prefix, category, issued_at,
+                                 score_ms, self.day, self.ttl_s, self.branch_id]
+        for allowance in allowances:
+            args += [allowance.limit, allowance.window_s]
+        pipe.evalsha(_ISSUE_SHA, len(script_keys), *script_keys, *args)
 
     def call_next(self, counter_id: str, window: str, lanes: list[Lane], now_iso: str, now_ms: int,
                   *, weighted: bool = False) -> Called | None:
@@ -390,9 +497,17 @@ class Lines:
     def service_times_ms(self, categories: list[str]) -> dict[str, list[int]]:
         """Return the latest service times of each category today, newest first."""
         pipe = self.r.pipeline(transaction=False)
+        self.queue_service_times(pipe, categories)
+        return self.service_times(iter(pipe.execute()), categories)
+
+    def queue_service_times(self, pipe: redis.client.Pipeline, categories: list[str]) -> None:
+        """Queue the reads of service_times_ms on a pipeline; take their replies with service_times."""
         for c in categories:
             pipe.lrange(keys.service_times(self.branch_id, self.day, c), 0, -1)
-        return {c: [int(x) for x in xs] for c, xs in zip(categories, pipe.execute(), strict=True)}
+
+    @staticmethod
+    def service_times(replies: Iterator[Any], categories: list[str]) -> dict[str, list[int]]:
+        return {c: [int(x) for x in next(replies)] for c in categories}
 
     def recent_calls(self, limit: int = 6) -> list[dict]:
         return [json.loads(item) for item in self.r.lrange(keys.calls(self.branch_id, self.day), 0, limit - 1)]

@@ -1,19 +1,29 @@
-"""Rate limits (Flask-Limiter, counted in Redis): tickets per kiosk client, alert buttons per terminal.
+"""Rate limits, counted in Redis: tickets per kiosk client, alert buttons per terminal.
 
-Limits are set per branch (`[branches.rate_limits]`). A distress call is never limited: the limit is for
-runaway scripts and stuck keys, not for a teller in trouble, and repeat presses fold into one page anyway.
+Limits are set per branch (`[branches.rate_limits]`, in the limits library's notation, e.g. "30/minute;300/hour")
+and counted in fixed windows. Alert buttons go through Flask-Limiter. Tickets count inside the script that
+issues them (`ticket_allowances`, `lines.Allowance`): the check, the ticket and the count are one atomic step and
+one round trip, where Flask-Limiter's test-then-hit took four more on the kiosk's busiest path (BENCHMARKS.md,
+B3), and only a ticket actually issued uses up an allowance. A distress call is never limited: the limit is
+for runaway scripts and stuck keys, not for a teller in trouble, and repeat presses fold into one page anyway.
 """
 
 from __future__ import annotations
 
+import math
+import time
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded
+from limits import RateLimitItem, parse_many
 
-from services.common.config import Settings
+from services.common import keys
+from services.common.config import Branch, Settings
 from services.common.errors import ApiError
+from services.common.lines import Allowance
 
 
 def _client() -> str:
@@ -36,8 +46,10 @@ def storage_uri(settings: Settings) -> str:
 def init_app(app: Flask, settings: Settings) -> None:
     """Count limits in the service's Redis, under `lobby:ratelimit:` keys."""
     app.config.setdefault("RATELIMIT_STORAGE_URI", storage_uri(settings))
-    app.config.setdefault("RATELIMIT_STRATEGY", "sliding-window-counter")
-    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # Fixed windows and no X-RateLimit-* headers: one Lua script per limit, where a sliding window with headers
+    # ran three; a refusal still says when to try again (Retry-After, in _too_many).
+    app.config.setdefault("RATELIMIT_STRATEGY", "fixed-window")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
     # With Redis down the request fails with our 503 anyway; the limiter must not turn it into a 500.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     # Counters are short-lived and per key, so they need no branch hash tag to move with a branch.
@@ -57,17 +69,36 @@ def _branch_limit(kind: str) -> str:
     return getattr(branch.rate_limits, kind) if branch else "1000/minute"
 
 
-def ticket_limit() -> str:
-    return _branch_limit("tickets")
+@lru_cache(maxsize=256)
+def _items(limits: str) -> tuple[RateLimitItem, ...]:
+    return tuple(parse_many(limits))
+
+
+def ticket_allowances(branch: Branch, client: str, now_s: float) -> list[Allowance]:
+    """Return the windows a kiosk client's ticket counts in now, one per limit of the branch."""
+    allowances = []
+    for item in _items(branch.rate_limits.tickets):
+        window_s = item.get_expiry()
+        start = int(now_s // window_s * window_s)
+        allowances.append(Allowance(keys.ticket_allowance(branch.id, client, window_s, start), item.amount, window_s))
+    return allowances
+
+
+def retry_after_s(allowance: Allowance, now_s: float) -> int:
+    """Return the whole seconds until an allowance's fixed window ends."""
+    return max(1, math.ceil(allowance.window_s - now_s % allowance.window_s))
+
+
+class TooManyRequests(ApiError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(f"too many requests ({message}); try again in {retry_after_s} s")
+        self.headers["Retry-After"] = str(retry_after_s)
 
 
 def alert_limit() -> str:
     return _branch_limit("alerts")
-
-
-def per_kiosk_client() -> str:
-    """Key tickets by branch and client address."""
-    return f"{_branch_id()}:client:{_client()}"
 
 
 def per_terminal() -> str:
@@ -93,5 +124,7 @@ def is_distress() -> bool:
 
 
 def _too_many(exc: RateLimitExceeded) -> Any:
-    error = ApiError(f"too many requests ({exc.description}); try again shortly", code="rate_limited", status=429)
-    return error.body(), 429
+    current = limiter.current_limit
+    retry = max(1, math.ceil(current.reset_at - time.time())) if current else 1
+    error = TooManyRequests(exc.description or "limit reached", retry)
+    return error.body(), error.status, error.headers

@@ -12,13 +12,14 @@ swing it. Paused and closed counters do not count; with none open the estimate i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import redis
 
 from services.common import clock, counters, keys
 from services.common.config import Branch, Category
 from services.common.counters import CounterState, RedirectRule
-from services.common.lines import Lines
+from services.common.lines import Allowance, Lines, issued, run
 from services.common.schemas import Redirect, Ticket
 
 # How many services the configured service time weighs in the day's average.
@@ -31,11 +32,33 @@ def lines(r: redis.Redis, branch: Branch, day: str | None = None) -> Lines:
 
 def issue(r: redis.Redis, branch: Branch, category: Category) -> str:
     """Issue the next ticket of a category today; return its number."""
+    return take(r, branch, category).number
+
+
+def take(r: redis.Redis, branch: Branch, category: Category, allowances: Sequence[Allowance] = ()) -> Ticket:
+    """Issue the next ticket of a category today, counted in the allowances; read what its holder sees.
+
+    One round trip: the issue script and the reads its wait estimate needs (counters, redirects, the
+    category's service times) go in one pipeline. Raises RateLimited, having written nothing, when an
+    allowance is used up.
+    """
     moment = clock.now()
-    day = clock.business_day(branch, moment)
-    return lines(r, branch, day).add(
-        category.id, category.prefix, clock.local_iso(branch, moment), int(moment.timestamp() * 1000)
-    )
+    day_lines = lines(r, branch, clock.business_day(branch, moment))
+    issued_at = clock.local_iso(branch, moment)
+
+    def build(pipe: redis.client.Pipeline) -> None:
+        day_lines.queue_add(pipe, category.id, category.prefix, issued_at, int(moment.timestamp() * 1000),
+                            allowances)
+        counters.queue_routing_state(pipe, branch)
+        day_lines.queue_service_times(pipe, [category.id])
+
+    replies = iter(run(r, build))
+    new = issued(next(replies))
+    states, rules = counters.routing_state(branch, replies)
+    reader = TicketReader(r, branch, day_lines.day, states=states, rules=rules,
+                          service_times=day_lines.service_times(replies, [category.id]))
+    raw = {"number": new.number, "category": category.id, "status": "waiting", "issued_at": issued_at}
+    return reader.view(raw, new.position)
 
 
 def average_service_s(configured_minutes: float, samples_ms: list[int]) -> float:
@@ -54,22 +77,31 @@ def estimate_s(position: int, service_s: float, serving: int) -> int | None:
 class TicketReader:
     """Reads tickets of one branch and day, with counter states, redirects and service times fetched once."""
 
-    def __init__(self, r: redis.Redis, branch: Branch, day: str | None = None):
+    def __init__(self, r: redis.Redis, branch: Branch, day: str | None = None, *,
+                 states: dict[str, CounterState] | None = None, rules: dict[str, RedirectRule] | None = None,
+                 service_times: dict[str, list[int]] | None = None):
         self.r = r
         self.branch = branch
         self.lines = lines(r, branch, day)
-        self.states: dict[str, CounterState] = counters.load_all(r, branch)
-        self.rules: dict[str, RedirectRule] = counters.redirects(r, branch)
-        self._service_s: dict[str, float] | None = None
+        if states is None or rules is None:
+            pipe = r.pipeline(transaction=False)
+            counters.queue_routing_state(pipe, branch)
+            states, rules = counters.routing_state(branch, iter(pipe.execute()))
+        self.states: dict[str, CounterState] = states
+        self.rules: dict[str, RedirectRule] = rules
+        self._service_s = {c.id: average_service_s(c.service_minutes, service_times[c.id])
+                           for c in branch.categories if service_times and c.id in service_times}
 
     def serving(self, category: str) -> int:
         return counters.serving_counters(self.branch, category, self.states, self.rules)
 
     def service_s(self, category: str) -> float:
         """Return the average service time of a category today (seconds)."""
-        if self._service_s is None:
-            times = self.lines.service_times_ms([c.id for c in self.branch.categories])
-            self._service_s = {c.id: average_service_s(c.service_minutes, times[c.id]) for c in self.branch.categories}
+        if category not in self._service_s:
+            missing = [c.id for c in self.branch.categories if c.id not in self._service_s]
+            times = self.lines.service_times_ms(missing)
+            self._service_s |= {c.id: average_service_s(c.service_minutes, times[c.id])
+                                for c in self.branch.categories if c.id in times}
         return self._service_s.get(category, 0.0)
 
     def estimate(self, category: str, position: int, counter: str | None = None) -> int | None:
@@ -83,12 +115,17 @@ class TicketReader:
         raw = self.r.hgetall(keys.ticket(self.branch.id, self.lines.day, number))
         if not raw:
             return None
-        category = raw["category"]
         to_counter = raw.get("to_counter") or None
         position = None
         if raw["status"] == "waiting":
-            line = self.lines.counter_key(to_counter) if to_counter else self.lines.key(category)
+            line = self.lines.counter_key(to_counter) if to_counter else self.lines.key(raw["category"])
             position = self.lines.position(line, number)
+        return self.view(raw, position)
+
+    def view(self, raw: dict[str, str], position: int | None) -> Ticket:
+        """Return what the holder of a ticket sees, from its stored fields and its place in its line."""
+        category = raw["category"]
+        to_counter = raw.get("to_counter") or None
         redirect = None
         rule = self.rules.get(category)
         if rule is not None and position is not None and to_counter is None:

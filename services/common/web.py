@@ -166,6 +166,7 @@ def _json_error(status: int, code: str, message: str, **extra: Any) -> Response:
 def _api_error(exc: ApiError) -> Response:
     response = jsonify(exc.body())
     response.status_code = exc.status
+    response.headers.update(exc.headers)
     return response
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import request
@@ -12,8 +13,8 @@ from services.common import keys, ratelimits, streams, tickets
 from services.common.config import ID_PATTERN
 from services.common.errors import COMMON_RESPONSES, ErrorBody, NotFound, Unprocessable
 from services.common.idempotency import idempotent
+from services.common.lines import RateLimited
 from services.common.paths import BranchPath, Strict, TicketPath
-from services.common.ratelimits import limiter
 from services.common.schemas import Screen, TicketEnvelope
 from services.common.web import branch_or_404, client_ip, redis_client, stream_client
 from services.kiosk import screen
@@ -33,8 +34,6 @@ def _known_branch() -> None:
 
 
 @api.post("/tickets", responses={201: TicketEnvelope, 400: ErrorBody, 429: ErrorBody})
-@limiter.limit(ratelimits.ticket_limit, key_func=ratelimits.per_kiosk_client,
-               deduct_when=ratelimits.accepted)
 @idempotent(caller=lambda: f"ip:{client_ip()}")
 def take_ticket(path: BranchPath, body: TicketRequest) -> tuple[dict[str, Any], int]:
     """Take a ticket in a category; it joins the end of that category's line."""
@@ -43,12 +42,16 @@ def take_ticket(path: BranchPath, body: TicketRequest) -> tuple[dict[str, Any], 
     if category is None:
         raise Unprocessable(f"unknown category {body.category!r}; this branch has "
                             f"{', '.join(c.id for c in branch.categories)}", code="unknown_category")
-    r = redis_client()
-    number = tickets.issue(r, branch, category)
-    reader = tickets.TicketReader(r, branch)  # counter states and redirects, read once for both
-    screen.publish(r, branch, reader=reader)
-    ticket = reader.get(number)
-    return {"ticket": ticket.model_dump(mode="json") if ticket else None}, 201
+    now_s = time.time()
+    allowances = ratelimits.ticket_allowances(branch, client_ip(), now_s)
+    try:
+        ticket = tickets.take(redis_client(), branch, category, allowances)
+    except RateLimited as exc:
+        used_up = allowances[exc.index]
+        raise ratelimits.TooManyRequests(f"{used_up.limit} tickets per {used_up.window_s} s from one kiosk",
+                                         ratelimits.retry_after_s(used_up, now_s)) from None
+    # The lobby screen's waiting counts are redrawn off the request, once for a burst (kiosk worker).
+    return {"ticket": ticket.model_dump(mode="json")}, 201
 
 
 @api.get("/tickets/<number>", responses={200: TicketEnvelope})

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import redis
+
+from services.common import keys
 from services.common.config import branches
 from services.common.contracts import ScreenChanged, TicketCalled
-from services.common.redis import for_branch
+from services.common.redis import for_branch, get_redis
 from services.kiosk import screen
+
+log = logging.getLogger("lobby.kiosk")
+# How often the kiosk worker redraws the waiting counts of screens that got new tickets: a burst of tickets
+# is one redraw and one `waiting` event, not one per ticket (BENCHMARKS.md, B3), and a screen is never more
+# than this behind the tickets issued.
+REDRAW_EVERY_S = 0.2
 
 
 def ticket_called(payload: dict[str, Any]) -> None:
@@ -24,3 +34,19 @@ def screen_changed(payload: dict[str, Any]) -> None:
     """Refresh notices and waiting counts after a pause, a resume or another routing change."""
     change = ScreenChanged.model_validate(payload)
     screen.publish(for_branch(change.branch), branches()[change.branch], notice=True)
+
+
+def redraw_stale_screens(r: redis.Redis | None = None) -> int:
+    """Redraw the waiting counts of every screen that got tickets since the last round; return how many."""
+    r = r or get_redis()
+    stale = r.spop(keys.screens_stale(), 10_000) or []
+    for done, branch_id in enumerate(stale):
+        branch = branches().get(branch_id)
+        if branch is None:
+            continue  # a branch no longer configured has no screen
+        try:
+            screen.publish(r, branch)
+        except Exception:
+            r.sadd(keys.screens_stale(), *stale[done:])  # the rest are redrawn next round
+            raise
+    return len(stale)
