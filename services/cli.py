@@ -7,7 +7,9 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -118,13 +120,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from services.common import logs, worker
 
     logs.setup(f"{args.queue}-worker")
-    periodic = []
+    periodic: list[tuple[float, Callable[[], object]]] = []
+    background: list[Callable[[threading.Event], object]] = []
     if args.queue == PAGER:
+        from services.pager import intake
         from services.pager.jobs import sweep
         from services.pager.retention import sweep_all
 
         periodic.append((1.0, sweep))
         periodic.append((60.0, sweep_all))
+        if args.burst:
+            intake.drain()  # the page requests waiting now, then the queue's jobs
+        else:
+            background.append(intake.consume)  # pages come by the page-request stream, not by RQ jobs
     elif args.queue == COUNTER:
         from services.counter.watch import watch
 
@@ -133,7 +141,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from services.kiosk.jobs import REDRAW_EVERY_S, redraw_stale_screens
 
         periodic.append((REDRAW_EVERY_S, redraw_stale_screens))
-    worker.run(args.queue, periodic=periodic, burst=args.burst)
+    worker.run(args.queue, periodic=periodic, background=background, burst=args.burst)
     return 0
 
 

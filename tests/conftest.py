@@ -79,9 +79,10 @@ def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 def _clean(client: redis.Redis) -> None:
-    """Drop queued jobs, let the stack's workers finish the ones they hold, then remove our keys.
+    """Drop queued jobs, let the stack's workers finish the jobs and page requests they hold, then remove our keys.
 
-    The workers' own registrations stay: they keep running across tests.
+    The workers' own registrations stay: they keep running across tests. The page-request stream goes with the
+    other lobby keys; the stack's pager workers make it and their group again at once.
     """
     import time
 
@@ -95,7 +96,7 @@ def _clean(client: redis.Redis) -> None:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         held = sum(raw.llen(f"rq:queue:{q}:intermediate") + StartedJobRegistry(q, connection=raw).count
-                   for q in contracts.QUEUES)
+                   for q in contracts.QUEUES) + contracts.page_request_backlog(raw)["pending"]
         if not held:
             break
         time.sleep(0.02)
@@ -176,13 +177,18 @@ def clients(apps):
 
 
 def run_jobs(r: redis.Redis, *queues: str) -> None:
-    """Run every queued job in process until the queues are empty (jobs enqueue jobs).
+    """Deliver every waiting page request and run every queued job, in process, until none is left (jobs enqueue
+    jobs); as the pager worker would, page requests come from the page-request stream (as consumer "tests").
 
-    When the session's stack is up its workers may take some of the jobs: wait for them to finish too.
+    When the session's stack is up its workers may take some of the jobs and page requests: wait for them too.
     """
+    from services.pager import intake
+
     raw = redis.Redis.from_url(os.environ["REDIS_URL"])
     names = queues or contracts.QUEUES
     for _ in range(5):
+        if contracts.PAGER in names:
+            intake.drain(redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True), consumer="tests")
         qs = [contracts.queue(q, raw) for q in names]
         if not any(q.count for q in qs):
             break
@@ -253,8 +259,8 @@ def stack_logs(stack: Stack) -> str:
 
 
 def settle(timeout: float = 10.0) -> None:
-    """Wait until the stack's workers have run every queued job: no job queued, being handed over
-    (RQ's intermediate list) or started, three checks in a row."""
+    """Wait until the stack's workers have run every queued job and page request: no job queued, being handed
+    over (RQ's intermediate list) or started, no page request unread or in hand, three checks in a row."""
     import time
 
     from rq.registry import StartedJobRegistry
@@ -267,6 +273,8 @@ def settle(timeout: float = 10.0) -> None:
         for name in contracts.QUEUES:
             q = contracts.queue(name, raw)
             busy += q.count + raw.llen(f"{q.key}:intermediate") + StartedJobRegistry(queue=q).count
+        backlog = contracts.page_request_backlog(raw)
+        busy += backlog["lag"] + backlog["pending"]
         idle = idle + 1 if busy == 0 else 0
         if time.monotonic() > deadline:
             raise AssertionError("workers did not settle")

@@ -11,6 +11,7 @@ import pytest
 from services.common import contracts, logs, worker
 from services.common.contracts import CREATE_PAGE, PageKind, Priority
 from services.counter import alerts
+from services.pager import intake
 from tests.conftest import BRANCH
 
 API = f"/api/v1/branches/{BRANCH}"
@@ -65,3 +66,17 @@ def test_worker_lines_carry_the_job_and_its_branch(branch, log_lines, r):
     assert job_lines, "RQ's own lines about the job are JSON too, with the job's id"
     assert {line["branch"] for line in job_lines} == {BRANCH}
     assert any(line["logger"] == "lobby.pager" for line in job_lines), "and so are ours"
+
+
+def test_page_request_lines_carry_the_entry_its_branch_and_the_consumer(branch, log_lines, r):
+    # Recorded without its stream entry, and handed to the intake here as the entry it would have read, so the
+    # session stack's pager workers do not take it first.
+    request = alerts.page_request(branch, "3", PageKind.HELP, Priority.HIGH, "3 窗口需要协助", {})
+    pipe = r.pipeline()
+    alerts.record(pipe, request)
+    pipe.execute()
+    entry = ("1-1", {"branch": BRANCH, "alert": request.alert_id})
+    assert intake.handle(r, [entry], {BRANCH}, "pager-logtest") == 1
+    (made,) = [line for line in log_lines() if request.alert_id in line["message"]]
+    assert (made["logger"], made["job"], made["branch"], made["consumer"]) == (
+        "lobby.pager", "page-request-1-1", BRANCH, "pager-logtest")

@@ -24,12 +24,14 @@ def test_one_page_per_alert_however_often_delivered(r, branch):
     assert r.hlen(keys.outbox(BRANCH)) == 0, "delivered alerts leave the outbox"
 
 
-def test_sweeper_delivers_an_alert_whose_job_was_lost(r, branch):
+def test_sweeper_delivers_an_alert_whose_page_request_was_lost(r, branch):
     request = _request(branch, PageKind.DISTRESS, Priority.URGENT)
     pipe = r.pipeline()
-    alerts.stage(pipe, request)  # recorded, but the job never reaches the queue (a crash, a Redis blip)
+    # Recorded, but no pager worker ever handles its page request (one killed after taking the entry, or every
+    # pager worker down while the stream was trimmed).
+    alerts.record(pipe, request)
     pipe.execute()
-    assert jobs.sweep_outbox(r, grace_s=60) == 0, "a fresh alert is left to its own job"
+    assert jobs.sweep_outbox(r, grace_s=60) == 0, "a fresh alert is left to the pager workers' intake"
     assert jobs.sweep_outbox(r, grace_s=0) == 1
     found = pages.list_pages(r, BRANCH, "open")
     assert [(p.kind, p.priority, p.details["alert_id"]) for p in found] == [

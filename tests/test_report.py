@@ -3,7 +3,8 @@
 The day is played in this process on the fake clock: tickets through `tickets.issue`, calls, pauses and
 resumes through the counter's `Desk`, alerts through the counter API, acknowledgements and a reply through
 the pager API, the counter worker's watch (VIP waits, pause overruns) and the pager's escalation sweep called
-directly. Jobs are not queued (`contracts.enqueue` is stubbed) and pages are delivered here, from the outbox.
+directly. Jobs are not queued and page requests are not handed to the pager workers (`contracts.enqueue` and
+`contracts.request_page` are stubbed): pages are delivered here, from the outbox.
 
 The day is a week ahead: the session's stack may be running, and its workers act on the real clock; on a day
 still to come no timer of ours is due and no VIP ticket of ours has waited, so they leave it alone.
@@ -44,6 +45,7 @@ class Day:
 def play_day(r, branch, fake_clock, clients, token, monkeypatch, *, running_pause: bool = True) -> Day:
     """Play the scripted day (times are the branch's wall clock); leave the clock at 12:00."""
     monkeypatch.setattr(contracts, "enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(contracts, "request_page", lambda *args, **kwargs: None)
     day = Day(date=(today_at_nine() + timedelta(days=7)).date().isoformat(), clock=fake_clock,
               device=token("device", "lobby-manager"))
     counter_tokens = {c.id: token("counter", c.id) for c in branch.counters}

@@ -36,11 +36,12 @@ def test_a_days_keys_expire_after_the_history_window(r, branch, fake_clock):
 
 
 def _page(r, branch, counter: str) -> str:
-    """Record an alert and deliver its page here, on the fake clock. No RQ job is queued: the session
-    stack's pager worker would otherwise make the page on the real clock, or make it again after the sweep."""
+    """Record an alert and deliver its page here, on the fake clock. Its page request is not handed to the pager
+    workers: the session stack's pager worker would otherwise make the page on the real clock, or make it again
+    after the sweep."""
     request = alerts.page_request(branch, counter, PageKind.HELP, Priority.HIGH, f"{counter} 窗口需要协助", {})
     pipe = r.pipeline()
-    alerts.stage(pipe, request)
+    alerts.record(pipe, request)
     pipe.execute()
     return jobs.deliver(r, request), request.alert_id
 

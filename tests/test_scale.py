@@ -1,22 +1,25 @@
 """Beyond one machine: branches split over two Redis servers, several workers on one queue.
 
 Real servers on loopback ports: two Redis servers, each with its own workers, and three pager workers
-on the first. Sentinel failover is in tests/test_sentinel.py.
+on the first, reading its page-request stream as one consumer group. Sentinel failover is in
+tests/test_sentinel.py.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 import requests
 from rq import Worker
 
-from services.common import auth, keys
+from services.common import auth, contracts, keys
 from services.common.config import DEMO_CONFIG
 from services.common.redis_server import RedisServer, free_port
 from services.stack import Stack
@@ -137,7 +140,43 @@ def test_three_pager_workers_turn_1000_alerts_into_exactly_one_page_each(split_s
     announced = Counter(json.loads(f["data"])["page"]["id"]
                         for _, f in r.xrange(keys.stream(EAST, keys.DEVICE)) if f["type"] == "page")
     assert set(announced.values()) == {1} and len(announced) == 5
+    # Pages come by the page-request stream: each alert was made into its page (created, or folded into the
+    # counter's open page) once, and logged so, by the consumer that took its entry or by a sweeper; and each of
+    # the three pager workers' consumers took a share.
     everyone = Worker.all(connection=redis.Redis.from_url(shards[EAST].url))
-    pager_workers = {w.name: w.successful_job_count for w in everyone if "pager" in w.queue_names()}
+    pager_workers = [w.name for w in everyone if "pager" in w.queue_names()]
     assert len(pager_workers) == 3
-    assert all(count > 0 for count in pager_workers.values()), f"all three took pager jobs: {pager_workers}"
+
+    def logged() -> dict[str, str | None]:
+        found = _deliveries(split_stack, set(accepted))
+        return found if len(found) == len(accepted) else {}
+
+    eventually(lambda: contracts.page_request_backlog(r)["pending"] == 0)
+    made = eventually(logged)  # a worker logs a page just after its MULTI: give the last line a moment
+    assert sorted(made) == sorted(accepted), "every alert's page was written once"
+    by_consumer = Counter(consumer for consumer in made.values() if consumer)
+    assert len(by_consumer) == 3 and all(n > 0 for n in by_consumer.values()), \
+        f"all three took page requests: {by_consumer}, by sweepers: {sum(1 for c in made.values() if not c)}"
+    assert all(any(w.startswith(f"{consumer}-") for w in pager_workers) for consumer in by_consumer), \
+        "each consumer is one of the pager workers (named by host and pid, as the worker is)"
+    backlog = contracts.page_request_backlog(r)
+    assert (backlog["lag"], backlog["pending"]) == (0, 0), "every entry read and acknowledged"
+
+
+def _deliveries(stack: Stack, alerts: set[str]) -> dict[str, str | None]:
+    """Read the pager workers' logs: for each of these alerts that a line says was made into a page, the consumer
+    that did it (None: a sweeper). An alert logged twice is an error."""
+    made: dict[str, str | None] = {}
+    for log in sorted(Path(stack.log_dir or ".").glob("pager-worker*.log")):
+        for raw in log.read_text(errors="replace").splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:  # a line of another sort, or the one a worker is writing now
+                continue
+            if not isinstance(line, dict):
+                continue
+            found = re.search(r" for alert (\S+) at counter ", line.get("message", ""))
+            if line.get("logger") == "lobby.pager" and found and found.group(1) in alerts:
+                assert found.group(1) not in made, f"alert {found.group(1)} made into a page twice"
+                made[found.group(1)] = line.get("consumer")
+    return made

@@ -1,8 +1,13 @@
-"""The contract between services: queue names, job paths and versioned payloads.
+"""The contract between services: queue names, job paths, versioned payloads, and the page-request stream.
 
 Services never import each other's code. A command for another service is an RQ job on the
 queue named after the service that runs it, enqueued by dotted path with RQ's JSON serializer,
 and its one argument is a payload model below dumped to plain JSON.
+
+Pages are the exception, because they are latency-critical: a counter hands an alert to the pager
+workers by an entry in the page-request stream of its Redis (`request_page`), written in the MULTI
+that records the alert and its PageRequest in the branch's outbox. The entry only names the alert;
+the outbox stays the durable record, which the pager's sweeper re-delivers from.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from rq import Queue, Retry
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from services.common import keys
 from services.common.redis import get_rq_redis, rq_for_branch
 
 KIOSK = "kiosk"
@@ -33,12 +39,19 @@ class JobSpec(NamedTuple):
 # Kiosk: the lobby screen's stream.
 TICKET_CALLED = JobSpec(KIOSK, "services.kiosk.jobs.ticket_called")
 SCREEN_CHANGED = JobSpec(KIOSK, "services.kiosk.jobs.screen_changed")
-# Pager: turn an alert in the outbox into a page.
+# Pager: turn an alert in the outbox into a page. Counters no longer enqueue it (they hand pages over by the
+# page-request stream); it still runs jobs a counter of an earlier release queued, during an upgrade.
 CREATE_PAGE = JobSpec(PAGER, "services.pager.jobs.create_page")
 # Pager: a page's timer (repeat or escalation) is due.
 PAGE_TIMER = JobSpec(PAGER, "services.pager.jobs.page_timer")
 # Counter: tell the terminal what became of its alert.
 PAGE_EVENT = JobSpec(COUNTER, "services.counter.jobs.page_event")
+
+# The pager workers of a Redis read its page-request stream (keys.page_requests()) as this consumer group.
+PAGE_REQUESTS_GROUP = "pager"
+# Entries the stream keeps (trimmed with MAXLEN ~). An entry is read within milliseconds; one trimmed unread
+# (a long outage of every pager worker) is still in the outbox, which the sweeper delivers from.
+PAGE_REQUESTS_MAXLEN = 5000
 
 JOB_RESULT_TTL_S = 60
 JOB_FAILURE_TTL_S = 7 * 24 * 3600
@@ -133,3 +146,41 @@ def enqueue(spec: JobSpec, payload: Payload, *, job_id: str | None = None, at: d
     if at is not None:
         return target.enqueue_at(at, *args, job_id=job_id, **options)
     return target.enqueue(*args, job_id=job_id, **options)
+
+
+def request_page(pipe: redis.client.Pipeline, request: PageRequest) -> None:
+    """Hand a page request to the pager workers: add its stream entry to the caller's MULTI.
+
+    The entry carries the branch and alert ids, nothing else; the request itself is in the outbox, in the same
+    MULTI, so a worker that reads the entry finds it there.
+    """
+    pipe.xadd(keys.page_requests(), {"branch": request.branch, "alert": request.alert_id},
+              maxlen=PAGE_REQUESTS_MAXLEN, approximate=True)
+
+
+def page_request_backlog(r: redis.Redis) -> dict[str, Any]:
+    """Say how far the pager workers of one Redis are behind: entries no worker has read yet (lag), entries read
+    but not yet done (pending), and each consumer's pending entries and time since it last took any (idle_s)."""
+    key = keys.page_requests()
+    found: dict[str, Any] = {"stream": key, "group": PAGE_REQUESTS_GROUP, "length": 0, "lag": 0, "pending": 0,
+                             "consumers": []}
+    try:
+        groups = r.xinfo_groups(key)
+    except redis.ResponseError:  # no stream: no alert was ever raised here, and no pager worker ever started
+        return found
+    found["length"] = r.xlen(key)
+    group = next((g for g in groups if _text(g["name"]) == PAGE_REQUESTS_GROUP), None)
+    if group is None:  # no pager worker has read this stream yet: every entry waits
+        found["lag"] = found["length"]
+        return found
+    lag = group.get("lag")
+    if lag is None:  # Redis 6.2 (no lag), or a lag Redis cannot tell after deletions: count what is left to read
+        lag = len(r.xrange(key, min=f"({_text(group['last-delivered-id'])}", count=2 * PAGE_REQUESTS_MAXLEN))
+    found["lag"], found["pending"] = int(lag), int(group["pending"])
+    found["consumers"] = [{"name": _text(c["name"]), "pending": int(c["pending"]), "idle_s": round(c["idle"] / 1000, 1)}
+                          for c in r.xinfo_consumers(key, PAGE_REQUESTS_GROUP)]
+    return found
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

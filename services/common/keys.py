@@ -140,6 +140,12 @@ def outbox_branches() -> str:
     return f"{PREFIX}:outbox-branches"
 
 
+def page_requests() -> str:
+    """Stream of page requests on one Redis (branch id and alert id per entry), which the pager workers read as
+    one consumer group; global like outbox_branches, since a worker serves every branch of its Redis."""
+    return f"{PREFIX}:page-requests"
+
+
 def page_open_for(branch_id: str) -> str:
     """Hash: "<counter>:<kind>" -> id of the unresolved page that repeat presses fold into."""
     return f"{branch(branch_id)}:page-open-for"

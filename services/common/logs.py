@@ -1,9 +1,10 @@
 """Structured logs: one JSON object a line, with the branch, counter, ticket, page and request ids; never a token.
 
 Web requests carry their ids from the URL and an `X-Request-ID` (ours, or the caller's when it is sane);
-worker jobs carry the job id and the branch of their payload. Anything that looks like a token is
-redacted before a line is written, and request paths are logged without their query string (where an
-event stream's `?token=` would be).
+worker jobs carry the job id and the branch of their payload, and a page request the pager's intake handles
+carries its stream entry (as `job`, `page-request-<id>`), its branch and the consumer that took it. Anything
+that looks like a token is redacted before a line is written, and request paths are logged without their
+query string (where an event stream's `?token=` would be).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ TOKEN = re.compile(r"lby\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # URL parameters that name what a line is about, and the field each becomes.
 VIEW_ARGS = {"branch": "branch", "counter": "counter", "number": "ticket", "page_id": "page", "alert_id": "alert"}
-FIELDS = ("service", "request_id", "branch", "counter", "ticket", "page", "alert", "job")
+FIELDS = ("service", "request_id", "branch", "counter", "ticket", "page", "alert", "job", "consumer")
 log = logging.getLogger("lobby.http")
 
 
@@ -80,9 +81,9 @@ def setup(service: str, stream: IO[str] | None = None, level: int = logging.INFO
     return handler
 
 
-def job_context(job_id: str, branch: str | None) -> contextvars.Token:
-    """Set the ids a worker's lines carry while it runs one job."""
-    return CONTEXT.set({"job": job_id, "branch": branch})
+def job_context(job_id: str, branch: str | None, **extra: Any) -> contextvars.Token:
+    """Set the ids a worker's lines carry while it runs one job (or handles one page request)."""
+    return CONTEXT.set({"job": job_id, "branch": branch, **extra})
 
 
 def install(app: Flask) -> None:

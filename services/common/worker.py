@@ -92,6 +92,8 @@ def _every(interval_s: float, task: Callable[[], object], stop: threading.Event)
 
 
 RECONNECT_FIRST_S, RECONNECT_MAX_S = 0.2, 3.0
+# How long a stopping worker waits for its background threads to finish what they hold.
+BACKGROUND_JOIN_S = 2.0
 
 
 def _stop_asked(worker: LobbyWorker | None) -> bool:
@@ -100,13 +102,21 @@ def _stop_asked(worker: LobbyWorker | None) -> bool:
 
 
 def run(queue_name: str, *, periodic: list[tuple[float, Callable[[], object]]] | None = None,
-        burst: bool = False) -> None:
-    """Work the queue until stopped. SimpleWorker: no fork per job, since pages are latency-critical."""
+        background: list[Callable[[threading.Event], object]] | None = None, burst: bool = False) -> None:
+    """Work the queue until stopped. SimpleWorker: no fork per job, since pages are latency-critical.
+
+    Each periodic task runs every interval on a thread of its own; each background task (such as the pager's
+    page-request consumer) runs on a thread of its own until the event it is given is set, when the worker stops.
+    """
     connection = get_rq_redis()
     stop = threading.Event()
     for interval_s, task in periodic or []:
         threading.Thread(target=_every, args=(interval_s, task, stop), daemon=True,
                          name=f"periodic-{getattr(task, '__name__', 'task')}").start()
+    threads = [threading.Thread(target=task, args=(stop,), daemon=True,
+                                name=f"background-{getattr(task, '__name__', 'task')}") for task in background or []]
+    for thread in threads:
+        thread.start()
     delay_s = RECONNECT_FIRST_S
     try:
         for attempt in itertools.count():
@@ -136,3 +146,5 @@ def run(queue_name: str, *, periodic: list[tuple[float, Callable[[], object]]] |
             delay_s = min(delay_s * 2, RECONNECT_MAX_S)
     finally:
         stop.set()
+        for thread in threads:  # they notice within a second (a blocking read); daemons, so never held longer
+            thread.join(BACKGROUND_JOIN_S)

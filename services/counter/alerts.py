@@ -1,14 +1,14 @@
 """Alerts a counter raises for the lobby manager, and the outbox that makes their pages certain.
 
-An alert is written with its page request in the outbox in the same MULTI as the state change that
-caused it; only then is the pager job enqueued. If that job is lost (worker killed, Redis blip),
-the pager's sweeper finds the request still in the outbox and sends it again; the pager creates
-one page per alert id however often it is asked.
+An alert is written with its page request in the outbox, and an entry naming it in the page-request
+stream the pager workers read, in the same MULTI as the state change that caused it. A pager worker
+takes the entry within milliseconds and makes the page. If the entry is lost (a worker killed after
+reading it, every pager worker down), the pager's sweeper finds the request still in the outbox and
+sends it again; the pager creates one page per alert id however often it is asked.
 """
 
 from __future__ import annotations
 
-import logging
 import secrets
 from typing import Any
 
@@ -16,11 +16,10 @@ import redis
 
 from services.common import clock, contracts, keys, streams
 from services.common.config import Branch
-from services.common.contracts import CREATE_PAGE, PageEvent, PageKind, PageRequest, Priority
+from services.common.contracts import PageEvent, PageKind, PageRequest, Priority
 from services.common.redis import replicated
 from services.common.schemas import Alert
 
-log = logging.getLogger("lobby.counter")
 SENT, ACKNOWLEDGED, RESOLVED = "sent", "acknowledged", "resolved"
 # Terminal stream event types.
 COUNTER_EVENT, ALERT_ACKNOWLEDGED, REPLY, ALERT_EVENT = "counter", "alert_acknowledged", "reply", "alert"
@@ -31,7 +30,13 @@ def new_id() -> str:
 
 
 def stage(pipe: redis.client.Pipeline, request: PageRequest) -> None:
-    """Add the alert and its outbox entry to a MULTI that is about to run."""
+    """Add the alert, its outbox entry and its entry for the pager workers to a MULTI that is about to run."""
+    record(pipe, request)
+    contracts.request_page(pipe, request)
+
+
+def record(pipe: redis.client.Pipeline, request: PageRequest) -> None:
+    """Add the alert and its outbox entry to a MULTI, without handing it to the pager (only its sweeper finds it)."""
     branch_id = request.branch
     pipe.hset(keys.alert(branch_id, request.alert_id), mapping={
         "id": request.alert_id, "kind": request.kind.value, "counter": request.counter,
@@ -40,19 +45,6 @@ def stage(pipe: redis.client.Pipeline, request: PageRequest) -> None:
     pipe.hset(keys.outbox(branch_id), request.alert_id, request.model_dump_json())
     pipe.zadd(keys.outbox_times(branch_id), {request.alert_id: clock.now_ms()})
     pipe.sadd(keys.outbox_branches(), branch_id)
-
-
-def dispatch(request: PageRequest) -> None:
-    """Enqueue the pager job for a staged alert (job id per alert, so a repeat is refused by RQ)."""
-    try:
-        contracts.enqueue(CREATE_PAGE, request, job_id=page_job_id(request.branch, request.alert_id))
-    except Exception:  # the outbox sweeper delivers it; never fail the teller's press
-        log.exception("enqueue of page %s failed; sweeper will retry",
-                      request.alert_id)
-
-
-def page_job_id(branch_id: str, alert_id: str) -> str:
-    return f"page-{branch_id}-{alert_id}"
 
 
 def page_request(branch: Branch, counter_id: str, kind: PageKind, priority: Priority, message: str,
@@ -67,12 +59,11 @@ def page_request(branch: Branch, counter_id: str, kind: PageKind, priority: Prio
 
 
 def raise_alert(r: redis.Redis, request: PageRequest) -> None:
-    """Record an alert with its outbox entry, then send it to the pager."""
+    """Record an alert with its outbox entry and hand it to the pager workers, in one MULTI."""
     pipe = r.pipeline()
     stage(pipe, request)
     pipe.execute()
     replicated(r)
-    dispatch(request)
 
 
 def load(r: redis.Redis, branch_id: str, alert_id: str) -> Alert | None:

@@ -241,14 +241,12 @@ class Desk:
 
         self.r.transaction(write, keys.counter(self.branch.id, self.id))
         replicated(self.r)
-        alerts.dispatch(request)
         self._screen_changed("pause")
         self._counter_changed()
         return self.view()
 
     def resume(self) -> Counter:
         moment = clock.now()
-        state: dict[str, Any] = {}
 
         def write(pipe: redis.client.Pipeline) -> None:
             raw = pipe.hgetall(keys.counter(self.branch.id, self.id))
@@ -263,7 +261,6 @@ class Desk:
                 {"reason": pause["reason"], "expected_minutes": pause["expected_minutes"],
                  "paused_s": paused_s, "pause_alert_id": pause.get("alert_id")},
             )
-            state["request"] = request
             record = {"counter": self.id, "window": self.config.window, "reason": pause["reason"],
                       "note": pause.get("note"), "expected_minutes": pause["expected_minutes"],
                       "since": pause["since"], "resumed_at": clock.local_iso(self.branch, moment),
@@ -279,7 +276,6 @@ class Desk:
 
         self.r.transaction(write, keys.counter(self.branch.id, self.id))
         replicated(self.r)
-        alerts.dispatch(state["request"])
         self._screen_changed("resume")
         self._counter_changed()
         return self.view()

@@ -31,10 +31,7 @@ def _page_once(r: redis.Redis, flag_key: str, flag: str, request: PageRequest) -
         alerts.stage(pipe, request)
         return True
 
-    paged = r.transaction(write, flag_key, value_from_callable=True)
-    if paged:
-        alerts.dispatch(request)
-    return bool(paged)
+    return bool(r.transaction(write, flag_key, value_from_callable=True))
 
 
 def pause_overruns(r: redis.Redis, branch: Branch) -> int:

@@ -1,4 +1,5 @@
-"""Jobs the pager worker runs (queue `pager`): turn alerts into pages, and sweep the outbox."""
+"""What the pager worker runs: deliver a page request (for its intake, services/pager/intake.py, and the sweeper),
+the jobs of queue `pager` (page timers), and the sweep of the outbox and of overdue timers."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ log = logging.getLogger("lobby.pager")
 
 
 def create_page(payload: dict[str, Any]) -> str:
-    """Create the page for an alert (once, however often asked) and tell the counter it is out."""
+    """Create the page for an alert given as an RQ job: jobs a counter of an earlier release queued (an upgrade)."""
     request = PageRequest.model_validate(payload)
     return deliver(for_branch(request.branch), request)
 
 
 def deliver(r: redis.Redis, request: PageRequest) -> str:
+    """Create the page for an alert (once, however often asked) and tell the counter it is out; return its id."""
     branch = branches()[request.branch]
     page, outcome = pages.create(r, branch, request)
     if outcome != "existing":

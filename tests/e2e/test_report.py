@@ -54,6 +54,7 @@ CUSTOMERS = sum(sum(n) for n in ARRIVALS.values())
 def play_busy_day(r, branch, fake_clock, monkeypatch) -> str:
     """Play a whole business day through the counters, the watch and the pager; return its date."""
     monkeypatch.setattr(contracts, "enqueue", lambda *args, **kwargs: None)
+    monkeypatch.setattr(contracts, "request_page", lambda *args, **kwargs: None)
     rng = random.Random(8)
     day = (today_at_nine() + timedelta(days=7)).date()
     category = {c.id: c for c in branch.categories}
