@@ -1,4 +1,5 @@
-"""`lobby status`: what an operator checks first. Queues, workers, failed jobs, and each branch's open pages.
+"""`lobby status`: what an operator checks first. Queues, the page-request stream, workers, failed jobs, and each
+branch's open pages.
 
 Read-only: it reads Redis as the services do, so it works from any host that reaches Redis.
 """
@@ -24,7 +25,7 @@ def collect(branches: dict[str, Branch], default_url: str) -> dict[str, Any]:
     """Gather the status as plain data (the --json output), from every Redis the branches live on."""
     by_url = by_redis(branches.values(), default_url)
     urls = sorted(set(by_url) | {default_url})
-    found: dict[str, Any] = {"queues": [], "workers": [], "branches": []}
+    found: dict[str, Any] = {"queues": [], "page_requests": [], "workers": [], "branches": []}
     for url in urls:
         shard = _shard(get_redis(url), get_rq_redis(url), by_url.get(url, []))
         for part in found:
@@ -59,7 +60,9 @@ def _shard(r: redis.Redis, rq: redis.Redis, branches: list[Branch]) -> dict[str,
         workers.append({"name": worker.name, "queues": worker.queue_names(), "state": worker.get_state(),
                         "heartbeat_s_ago": round(now - beat, 1) if beat else None,
                         "current_job": worker.get_current_job_id()})
-    return {"queues": queues, "workers": sorted(workers, key=lambda w: w["name"]),
+    # Pages no longer travel as RQ jobs: the pager queue's depth says nothing of them, the stream's backlog does.
+    return {"queues": queues, "page_requests": [contracts.page_request_backlog(r)],
+            "workers": sorted(workers, key=lambda w: w["name"]),
             "branches": [_branch(r, branch, now) for branch in branches]}
 
 
@@ -96,6 +99,14 @@ def render(status: dict[str, Any]) -> str:
     for q in status["queues"]:
         out.append(f"{q['queue']:<10} {q['queued']:>6}  {q['started']:>7}  {q['scheduled']:>9}  {q['failed']:>6}")
         out += [f"  failed {f['id']}: {f['function']}: {f['error']}" for f in q["recent_failures"]]
+    out.append("")
+    # Unread: no pager worker has taken them yet. In hand: taken by a worker, pages not yet out.
+    out.append("PAGE REQUESTS          UNREAD  IN HAND")
+    for stream in status["page_requests"]:
+        where = f"  {stream['redis']}" if "redis" in stream else ""
+        out.append(f"{stream['stream']:<22} {stream['lag']:>6}  {stream['pending']:>7}{where}")
+        out += [f"  consumer {c['name']:<40} in hand {c['pending']:>4}  idle {c['idle_s']} s"
+                for c in stream["consumers"]]
     out.append("")
     out.append(f"WORKERS ({len(status['workers'])})")
     if not status["workers"]:

@@ -6,10 +6,12 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 from services.common.redis_server import free_port
@@ -55,12 +57,16 @@ def test_status_shows_queues_workers_and_open_pages(live, r, token):
     found = json.loads(lobby("status", "--json").stdout)
     assert [q["queue"] for q in found["queues"]] == ["kiosk", "counter", "pager"]
     assert all(q["failed"] == 0 for q in found["queues"])
+    # Pages come by the page-request stream: both alerts were read from it and are done with.
+    (stream,) = found["page_requests"]
+    assert (stream["stream"], stream["length"], stream["lag"], stream["pending"]) == ("lobby:page-requests", 2, 0, 0)
+    assert stream["consumers"] and all(c["name"].startswith("pager-") for c in stream["consumers"])
     assert {q for w in found["workers"] for q in w["queues"]} >= {"kiosk", "counter", "pager"}, "the stack's workers"
     zhongnan = next(b for b in found["branches"] if b["branch"] == BRANCH)
     assert zhongnan["open_pages"] == {"urgent": 1, "high": 1} and zhongnan["outbox"] == 0
     assert zhongnan["waiting"]["vip"] == 1 and zhongnan["counters"]["2"] == "open"
     text = lobby("status").stdout
-    assert "WORKERS" in text and "1 urgent, 1 high" in text
+    assert "WORKERS" in text and "1 urgent, 1 high" in text and "PAGE REQUESTS" in text
     down = lobby("status", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert down.returncode == 2 and "cannot reach Redis" in down.stderr
 
@@ -122,12 +128,14 @@ def test_lobby_up_runs_everything_with_its_own_redis_and_stops_on_sigterm(tmp_pa
         raise AssertionError(f"something still listens on {port} after lobby up stopped")
 
 
-def test_an_idle_worker_stops_at_once_on_sigterm(redis_server):
-    """A warm shutdown ends the worker; its reconnect loop must not take the stop for a lost Redis."""
+@pytest.mark.parametrize("queue", ["kiosk", "pager"])
+def test_an_idle_worker_stops_at_once_on_sigterm(redis_server, queue):
+    """A warm shutdown ends the worker, and the pager's page-request consumer with it; the reconnect loops must
+    not take the stop for a lost Redis."""
     import redis
     from rq import Worker
 
-    worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", "kiosk"], stdout=subprocess.PIPE,
+    worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", queue], stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, env={**os.environ, "REDIS_URL": redis_server.url})
     try:
         connection = redis.Redis.from_url(redis_server.url)
@@ -139,7 +147,10 @@ def test_an_idle_worker_stops_at_once_on_sigterm(redis_server):
         eventually(idle, timeout=30)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(5) == 0
-        assert "lost Redis" not in worker.stdout.read()
+        output = worker.stdout.read()
+        assert "lost Redis" not in output
+        if queue == "pager":
+            assert f"page-request consumer pager-{socket.gethostname()}-{worker.pid} stopped" in output
     finally:
         if worker.poll() is None:
             worker.kill()

@@ -72,6 +72,10 @@ def test_metrics_move_with_a_scripted_morning(live, token, sse):
         assert (("lobby_rq_queue_depth", (("queue", service),)) in after[service])
         assert value(after[service], "lobby_rq_failed_jobs", queue=service) == 0
         assert value(after[service], "process_resident_memory_bytes") > 0
+    # Pages come by the page-request stream, whose backlog the pager exports: everything read and done.
+    assert (value(after["pager"], "lobby_page_requests_lag"), value(after["pager"], "lobby_page_requests_pending")) \
+        == (0, 0) and ("lobby_page_requests_lag", ()) in after["pager"]
+    assert ("lobby_page_requests_lag", ()) not in after["counter"], "only the pager exports it"
     assert ("lobby_tickets_issued_total", (("branch", BRANCH), ("category", "vip"))) not in after["counter"], \
         "each service exports what it owns, so nothing is counted twice across services"
 

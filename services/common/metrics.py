@@ -8,7 +8,7 @@ figure, and a restart loses nothing. Each service exports what it owns:
 - counter: tickets called, and how long they waited.
 - pager: pages by kind and priority, time to acknowledge, escalations.
 - every service: its RQ queue's depth and failed jobs, its open SSE clients (per process), and
-  process metrics.
+  process metrics; the pager also its page-request stream's backlog (pages do not travel as RQ jobs).
 """
 
 from __future__ import annotations
@@ -125,6 +125,19 @@ class LobbyCollector(Collector):
                                    labels=["queue"])
         failed.add_metric([self.service], sum(FailedJobRegistry(queue=q).count for q in queues))
         yield failed
+        if self.service == "pager":
+            backlogs = [contracts.page_request_backlog(get_redis(url)) for url in by_url]
+            yield _gauge("lobby_page_requests_lag", "Page requests no pager worker has taken yet (all shards)",
+                         sum(b["lag"] for b in backlogs))
+            yield _gauge("lobby_page_requests_pending",
+                         "Page requests a pager worker has taken and not finished yet (all shards)",
+                         sum(b["pending"] for b in backlogs))
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc)
+    family.add_metric([], value)
+    return family
 
 
 def _fields(stats: dict[str, dict[str, str]], prefix: str) -> Iterator[tuple[str, list[str], float]]:
