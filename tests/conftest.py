@@ -11,7 +11,7 @@ import redis
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 
-from services.common import auth, contracts
+from services.common import auth, contracts, keys
 from services.common.config import DEMO_CONFIG, branches_at
 from services.common.redis_server import RedisServer, free_port
 from services.stack import Stack
@@ -260,7 +260,8 @@ def stack_logs(stack: Stack) -> str:
 
 def settle(timeout: float = 10.0) -> None:
     """Wait until the stack's workers have run every queued job and page request: no job queued, being handed
-    over (RQ's intermediate list) or started, no page request unread or in hand, three checks in a row."""
+    over (RQ's intermediate list) or started, no page request unread or in hand, no lobby screen waiting for the
+    kiosk worker's redraw, three checks in a row."""
     import time
 
     from rq.registry import StartedJobRegistry
@@ -274,7 +275,7 @@ def settle(timeout: float = 10.0) -> None:
             q = contracts.queue(name, raw)
             busy += q.count + raw.llen(f"{q.key}:intermediate") + StartedJobRegistry(queue=q).count
         backlog = contracts.page_request_backlog(raw)
-        busy += backlog["lag"] + backlog["pending"]
+        busy += backlog["lag"] + backlog["pending"] + raw.scard(keys.screens_stale())
         idle = idle + 1 if busy == 0 else 0
         if time.monotonic() > deadline:
             raise AssertionError("workers did not settle")
