@@ -172,3 +172,16 @@ def test_urgent_page_repeats_then_climbs_every_level(live, actors, quick_branch)
     resolved = a["device"].wait_for(lambda e: e.data["page"]["status"] == "resolved").seq
     time.sleep(2 * quick_branch.escalation.repeat_urgent_s + 0.5)
     assert all(e.data["page"]["status"] == "resolved" for e in a["device"].events if e.seq > resolved)
+
+
+def test_the_answer_to_a_press_is_the_alert_as_stored(clients, token, r):
+    """The 202 is built from what the press wrote, without reading it back: it must say what a read says."""
+    headers = {"Authorization": f"Bearer {token('counter', '2')}"}
+    url = f"/api/v1/branches/{BRANCH}/counters/2/alerts"
+    answer = clients["counter"].post(url, headers=headers, json={"kind": "help", "note": "打印机卡纸"})
+    assert answer.status_code == 202
+    alert = answer.json["alert"]
+    assert alert["status"] == "sent" and alert["kind"] == "help" and alert["counter"] == "2"
+    stored = r.hgetall(keys.alert(BRANCH, alert["id"]))
+    assert {k: stored[k] for k in ("id", "kind", "counter", "created_at")} == \
+        {k: alert[k] for k in ("id", "kind", "counter", "created_at")}

@@ -171,10 +171,7 @@ def raise_alert(path: CounterPath, body: AlertRequest) -> tuple[dict[str, Any], 
     message = f"{counter.window} 窗口{label}" + (f"：{body.note}" if body.note else "")
     req = alerts.page_request(branch, path.counter, PageKind(body.kind), ALERT_PRIORITY[body.kind],
                               message, details)
-    alerts.raise_alert(r, req)
-    alert = alerts.load(r, branch.id, req.alert_id)
-    assert alert is not None
-    return {"alert": alert.model_dump(mode="json")}, 202
+    return {"alert": alerts.raise_alert(r, req).model_dump(mode="json")}, 202
 
 
 @api.get("/alerts/<alert_id>", responses={200: AlertEnvelope})
