@@ -21,7 +21,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -343,6 +344,11 @@ class Bench:
             time.sleep(0.5)
             self.resolve_open_pages(self.branches)  # the next round's presses make new pages, not folds
         [heard] = self.stop_listening(stop, queue, running)
+        # The HTTP floor: the same number of POSTs, same rate and body, to a route that does nothing, served as
+        # the services are. What B1 adds to it is the alert, the pager's hop and the device's stream.
+        with self.hello_server() as hello:
+            floor = self.press(hello, [{"path": HELLO_PATH, "body": {"kind": "distress"}}] * len(sent),
+                               self.plan.b1_rate)
         arrivals = heard["arrivals"]
         latencies = [arrivals[a][0] - t0 for a, t0 in sent.items() if a in arrivals]
         kinds: dict[str, int] = {}
@@ -358,6 +364,7 @@ class Bench:
                         for total, a in slowest],
             # The POST's own answer time, and the last leg alone: stream entry (XADD) to the device.
             "post": stats_ms([answered[a] - sent[a] for a in sent]),
+            "http_floor": stats_ms([t1 - t0 for t0, t1, status, _ in floor["sent"] if status == 200]),
             "stream_to_device": stats_ms([int(arrivals[a][2] * 1e6) for a in sent if a in arrivals]),
             "presses": self.plan.b1_presses, "accepted": len(sent), "statuses": statuses,
             "missing": len([a for a in sent if a not in arrivals]), "arrived_as": kinds, "rounds": rounds,
@@ -394,8 +401,9 @@ class Bench:
         self.resolve_open_pages(self.branches)
         return stats_ms(latencies) | {"pauses": len(samples), "failed": failures, "missing": missing}
 
-    def b3(self) -> dict[str, Any]:
-        """Ticket issuing against a hello-world route of the same app under the same gunicorn settings."""
+    @contextmanager
+    def hello_server(self) -> Iterator[str]:
+        """Serve the kiosk app plus a hello-world route under the stack's gunicorn settings; yield its URL."""
         port = free_port()
         hello = subprocess.Popen(gunicorn_command("services.bench.hello:create_app()", f"127.0.0.1:{port}"),
                                  env=self.stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -406,6 +414,14 @@ class Bench:
                 if time.monotonic() > deadline or hello.poll() is not None:
                     raise RuntimeError("the hello-world server did not start")
                 time.sleep(0.1)
+            yield base
+        finally:
+            hello.terminate()
+            hello.wait(10)
+
+    def b3(self) -> dict[str, Any]:
+        """Ticket issuing against a hello-world route of the same app under the same gunicorn settings."""
+        with self.hello_server() as base:
             body = {"category": "personal"}
             ticket_paths = [f"/api/v1/branches/{b.id}/tickets" for b in self.branches]
             targets = {"hello": (base, [HELLO_PATH]), "tickets": (self.url("kiosk"), ticket_paths)}
@@ -427,9 +443,6 @@ class Bench:
                     run["errors"] += part["errors"]
                     for status, count in part["statuses"].items():
                         run["statuses"][status] = run["statuses"].get(status, 0) + count
-        finally:
-            hello.terminate()
-            hello.wait(10)
         summary = {name: {"rps": round(run["requests"] / run["elapsed_s"], 1), **stats_ms(run["latencies_ns"]),
                           "statuses": run["statuses"], "errors": run["errors"]} for name, run in runs.items()}
         ratio = summary["tickets"]["rps"] / summary["hello"]["rps"] if summary["hello"]["rps"] else None
@@ -671,7 +684,9 @@ ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B1": lambda b1: ("press → device SSE",
                       f"p50 {_f(b1['p50_ms'], ' ms')} · p99 {_f(b1['p99_ms'], ' ms')} · max {_f(b1['max_ms'], ' ms')}"
                       f" · p99 = {_f(b1['ratio_to_b0_p99'], '×')} B0 ({b1['n']}/{b1['presses']} presses, "
-                      f"{b1['branches']} branches, {b1['missing']} missing)"),
+                      f"{b1['branches']} branches, {b1['missing']} missing) · HTTP floor (hello-world POST, same "
+                      f"rate) p50 {_f(b1['http_floor']['p50_ms'], ' ms')} · p99 "
+                      f"{_f(b1['http_floor']['p99_ms'], ' ms')}"),
     "B2": lambda b2: ("pause → display redirect",
                       f"p50 {_f(b2['p50_ms'], ' ms')} · p99 {_f(b2['p99_ms'], ' ms')} · max {_f(b2['max_ms'], ' ms')}"
                       f" ({b2['n']} pauses, {b2['missing']} missing)"),
