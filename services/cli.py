@@ -124,9 +124,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     background: list[Callable[[threading.Event], object]] = []
     if args.queue == PAGER:
         from services.pager import intake
-        from services.pager.jobs import sweep
+        from services.pager.escalation import POLL_S
+        from services.pager.jobs import fire_timers, sweep
         from services.pager.retention import sweep_all
 
+        periodic.append((POLL_S, fire_timers))
         periodic.append((1.0, sweep))
         periodic.append((60.0, sweep_all))
         if args.burst:

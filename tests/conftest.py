@@ -78,6 +78,16 @@ def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[redis.Redis]:
+    """A client on a Redis of the test's own, which no worker of the session's stack reads or writes."""
+    server = RedisServer(tmp_path, appendonly=False).start()
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    yield client
+    client.close()
+    server.stop()
+
+
 def _clean(client: redis.Redis) -> None:
     """Drop queued jobs, let the stack's workers finish the jobs and page requests they hold, then remove our keys.
 

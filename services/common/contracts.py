@@ -42,7 +42,8 @@ SCREEN_CHANGED = JobSpec(KIOSK, "services.kiosk.jobs.screen_changed")
 # Pager: turn an alert in the outbox into a page. Counters no longer enqueue it (they hand pages over by the
 # page-request stream); it still runs jobs a counter of an earlier release queued, during an upgrade.
 CREATE_PAGE = JobSpec(PAGER, "services.pager.jobs.create_page")
-# Pager: a page's timer (repeat or escalation) is due.
+# Pager: a page's timer (repeat or escalation) is due. Only an earlier release enqueues it: the pager workers
+# now fire timers from their sorted set (services/pager/escalation.py, fire_due).
 PAGE_TIMER = JobSpec(PAGER, "services.pager.jobs.page_timer")
 # Counter: tell the terminal what became of its alert.
 PAGE_EVENT = JobSpec(COUNTER, "services.counter.jobs.page_event")

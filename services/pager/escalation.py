@@ -2,31 +2,34 @@
 
 A page's pending timers live in one sorted set per branch (`<page id>:repeat`, `<page id>:escalate`,
 scored by when they fall due), written in the same MULTI as the page change that sets them. That set is
-the truth; an RQ job scheduled for the due second is only the fast way to act on it, and the sweeper
-acts on any timer overdue by more than the grace time (a worker killed between writing and scheduling).
+the truth, and every pager worker reads it for every branch of its Redis every POLL_S (`fire_due`, one round
+trip) and fires what is due. This replaced an RQ job per timer, scheduled for the second after the
+deadline: RQ keeps whole seconds, and a due job then waited behind the pager queue's other jobs, so timers
+were up to 1.5 s late (BENCHMARKS.md, B5); now they are at most POLL_S late plus the write.
 A timer acts only if it is still the page's current timer and the page is still open, inside a WATCH
-on the page: an acknowledgement, however late, wins, and a timer never fires before it is due.
+on the page: an acknowledgement, however late, wins; a timer never fires before it is due; and when several
+pager workers find the same due timer, one fires it and the others find it moved on.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import time
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 import redis
 
-from services.common import clock, contracts, keys, metrics, streams
+from services.common import clock, keys, metrics, streams
 from services.common.config import Branch
-from services.common.contracts import PAGE_TIMER, PageTimer
 from services.common.schemas import AuditEntry, Page
 
 log = logging.getLogger("lobby.escalation")
 REPEAT, ESCALATE = "repeat", "escalate"
+REPEATED, ESCALATED = "repeated", "escalated"
 KINDS = (REPEAT, ESCALATE)
-# A timer job that RQ starts this close before its deadline waits it out instead of going back to the queue.
-WAIT_OUT_MS = 2000
+# How often each pager worker looks for due timers: the most a timer can be late, beyond the write itself.
+POLL_S = 0.1
+# Timers fired per branch per look; more wait for the next look, 0.1 s later.
+BATCH = 500
 
 
 def member(page_id: str, kind: str) -> str:
@@ -54,28 +57,25 @@ def cancel(pipe: redis.client.Pipeline, branch_id: str, page_id: str) -> None:
     pipe.zrem(keys.timers(branch_id), *(member(page_id, kind) for kind in KINDS))
 
 
-def schedule(branch_id: str, timers: dict[str, int]) -> None:
-    """Enqueue a job for each timer at its due second (rounded up: RQ's scheduler keeps whole seconds)."""
-    for name, due_ms in timers.items():
-        page_id, kind = name.rsplit(":", 1)
-        when = datetime.fromtimestamp(math.ceil(due_ms / 1000), UTC)
-        try:
-            contracts.enqueue(
-                PAGE_TIMER, PageTimer(branch=branch_id, page_id=page_id, kind=kind, due_ms=due_ms),  # type: ignore[arg-type]
-                job_id=f"timer-{branch_id}-{page_id}-{kind}-{due_ms}", at=when,
-            )
-        except Exception:  # the timer is in the sorted set: the sweeper fires it
-            log.exception("could not schedule %s; the sweeper will fire it", name)
+def fire_due(r: redis.Redis, branches: Sequence[Branch], grace_s: float = 0.0) -> int:
+    """Fire every timer of these branches due more than grace_s ago, found in one round trip; return how many
+    repeated or escalated a page (a timer another worker fired first, or of a page answered since, does not)."""
+    cutoff = clock.now_ms() - int(grace_s * 1000)
+    pipe = r.pipeline(transaction=False)
+    for branch in branches:
+        pipe.zrangebyscore(keys.timers(branch.id), "-inf", cutoff, start=0, num=BATCH, withscores=True)
+    fired = 0
+    for branch, due in zip(branches, pipe.execute(), strict=True):
+        for name, due_ms in due:
+            page_id, kind = name.rsplit(":", 1)
+            fired += fire(r, branch, page_id, kind, int(due_ms)) in (REPEATED, ESCALATED)
+    return fired
 
 
 def fire(r: redis.Redis, branch: Branch, page_id: str, kind: str, due_ms: int) -> str:
     """Act on a due timer; return what happened (repeated, escalated, stale, done, early)."""
-    early_ms = due_ms - clock.now_ms()
-    if early_ms > WAIT_OUT_MS:
-        schedule(branch.id, {member(page_id, kind): due_ms})
-        return "early"
-    if early_ms > 0:
-        time.sleep(early_ms / 1000)
+    if due_ms > clock.now_ms():
+        return "early"  # never before its time: the next look fires it
     page_key, timers_key, name = keys.page(branch.id, page_id), keys.timers(branch.id), member(page_id, kind)
     outcome: dict[str, object] = {"result": "stale", "next": {}}
 
@@ -98,36 +98,28 @@ def fire(r: redis.Redis, branch: Branch, page_id: str, kind: str, due_ms: int) -
             page.paged.append(manager.id)
             page.audit.append(AuditEntry(at=at, event="escalated", by=manager.id, level=page.escalation_level,
                                          note=f"unacknowledged; now paging {manager.name}"))
-            outcome["result"] = "escalated"
+            outcome["result"] = ESCALATED
             interval_s = timeout_s(branch, page.priority)
         else:
             # A repeat to the current level; at the top level an escalation timer keeps repeating too.
             page.repeats += 1
             page.audit.append(AuditEntry(at=at, event="repeated", level=page.escalation_level))
-            outcome["result"] = "repeated"
+            outcome["result"] = REPEATED
             interval_s = (branch.escalation.repeat_urgent_s if kind == REPEAT else timeout_s(branch, page.priority))
         following = {name: now_ms + int(interval_s * 1000)}
         outcome["next"] = following
         pipe.multi()
         pipe.set(page_key, page.model_dump_json())
         pipe.zadd(timers_key, following)
-        if outcome["result"] == "escalated":
+        if outcome["result"] == ESCALATED:
             metrics.count(pipe, branch.id, f"escalations:{page.kind}")
         streams.append(pipe, keys.stream(branch.id, keys.DEVICE), "page_updated",
                        {"page": page.model_dump(mode="json"), "change": outcome["result"]})
 
     r.transaction(write, page_key, timers_key)
-    if outcome["next"]:
-        schedule(branch.id, outcome["next"])  # type: ignore[arg-type]
     return str(outcome["result"])
 
 
 def sweep(r: redis.Redis, branch: Branch, grace_s: float) -> int:
-    """Fire every timer of a branch overdue by more than the grace time; return how many."""
-    cutoff = clock.now_ms() - int(grace_s * 1000)
-    fired = 0
-    for name, due in r.zrangebyscore(keys.timers(branch.id), "-inf", cutoff, start=0, num=500, withscores=True):
-        page_id, kind = name.rsplit(":", 1)
-        fire(r, branch, page_id, kind, int(due))
-        fired += 1
-    return fired
+    """Fire every timer of one branch overdue by more than the grace time; return how many."""
+    return fire_due(r, [branch], grace_s)

@@ -38,23 +38,26 @@ def deliver(r: redis.Redis, request: PageRequest) -> str:
 
 
 def page_timer(payload: dict[str, Any]) -> str:
-    """Repeat or escalate a page whose timer is due, unless it was acknowledged meanwhile."""
+    """Repeat or escalate a page whose timer is due, unless it was acknowledged meanwhile.
+
+    Timers are fired by `fire_timers` now; this runs the jobs an earlier release scheduled, during an upgrade.
+    """
     timer = PageTimer.model_validate(payload)
     return escalation.fire(for_branch(timer.branch), branches()[timer.branch], timer.page_id, timer.kind, timer.due_ms)
 
 
-def sweep_timers(r: redis.Redis | None = None, grace_s: float | None = None) -> int:
-    """Fire every page timer overdue by more than the grace time (its job was lost); return how many."""
+def fire_timers(r: redis.Redis | None = None) -> int:
+    """Repeat or escalate every page whose timer is due, on every branch of this worker's Redis; return how many.
+
+    Each pager worker does this every escalation.POLL_S.
+    """
     mine = branches_on(settings().redis_url) if r is None else list(branches().values())
-    r = r or get_redis()
-    grace = settings().outbox_grace_s if grace_s is None else grace_s
-    return sum(escalation.sweep(r, branch, grace) for branch in mine)
+    return escalation.fire_due(r or get_redis(), mine)
 
 
 def sweep(r: redis.Redis | None = None) -> None:
-    """The pager worker's housekeeping, every second: the outbox, then overdue timers."""
+    """The pager worker's housekeeping, every second: alerts left in the outbox."""
     sweep_outbox(r)
-    sweep_timers(r)
 
 
 def sweep_outbox(r: redis.Redis | None = None, grace_s: float | None = None) -> int:

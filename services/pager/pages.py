@@ -95,8 +95,6 @@ def create(r: redis.Redis, branch: Branch, request: PageRequest) -> tuple[Page, 
         _leave_outbox(pipe, branch.id, request.alert_id)
 
     r.transaction(write, dedup, open_for)
-    if made.get("timers"):
-        escalation.schedule(branch.id, made["timers"])
     return made["page"], made["outcome"]
 
 
