@@ -677,27 +677,28 @@ def _b4(b4: dict[str, Any]) -> tuple[str, str]:
                        f"RSS MiB {web} redis {mb.get('redis', 0):.0f}")
 
 
+def _spread(figures: dict[str, Any]) -> str:
+    return " · ".join(f"{p} {_f(figures[f'{p}_ms'], ' ms')}" for p in ("p50", "p99", "max"))
+
+
 # Per benchmark: what it measures, and its figures as the table shows them.
 ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B0": lambda b0: ("Redis XADD → blocked XREAD",
                       f"p50 {_f(b0['p50_ms'], ' ms')} · p99 {_f(b0['p99_ms'], ' ms')} ({b0['n']} writes)"),
     "B1": lambda b1: ("press → device SSE",
-                      f"p50 {_f(b1['p50_ms'], ' ms')} · p99 {_f(b1['p99_ms'], ' ms')} · max {_f(b1['max_ms'], ' ms')}"
-                      f" · p99 = {_f(b1['ratio_to_b0_p99'], '×')} B0 ({b1['n']}/{b1['presses']} presses, "
+                      f"{_spread(b1)} · p99 = {_f(b1['ratio_to_b0_p99'], '×')} B0 ({b1['n']}/{b1['presses']} presses, "
                       f"{b1['branches']} branches, {b1['missing']} missing) · HTTP floor (hello-world POST, same "
                       f"rate) p50 {_f(b1['http_floor']['p50_ms'], ' ms')} · p99 "
                       f"{_f(b1['http_floor']['p99_ms'], ' ms')}"),
     "B2": lambda b2: ("pause → display redirect",
-                      f"p50 {_f(b2['p50_ms'], ' ms')} · p99 {_f(b2['p99_ms'], ' ms')} · max {_f(b2['max_ms'], ' ms')}"
-                      f" ({b2['n']} pauses, {b2['missing']} missing)"),
+                      f"{_spread(b2)} ({b2['n']} pauses, {b2['missing']} missing)"),
     "B3": lambda b3: ("ticket issuing",
                       f"{_f(b3['tickets']['rps'])} req/s, p99 {_f(b3['tickets']['p99_ms'], ' ms')} vs hello "
                       f"{_f(b3['hello']['rps'])} req/s, p99 {_f(b3['hello']['p99_ms'], ' ms')}: ratio "
                       f"{_f(b3['ratio'])} ({b3['clients']} clients)"),
     "B4": _b4,
     "B5": lambda b5: ("timer lateness",
-                      f"min {_f(b5['min_ms'], ' ms')} · p50 {_f(b5['p50_ms'], ' ms')} · p99 {_f(b5['p99_ms'], ' ms')}"
-                      f" · max {_f(b5['max_ms'], ' ms')} ({b5['timers']} timers, {b5['early']} early)"),
+                      f"min {_f(b5['min_ms'], ' ms')} · {_spread(b5)} ({b5['timers']} timers, {b5['early']} early)"),
     "B6": lambda b6: ("Redis footprint",
                       f"{_f(b6['bytes_per_ticket'], ' B')}/ticket{_split(b6['ticket_split'])} = "
                       f"{_f(b6['kib_per_10k_tickets'])} KiB per 10,000 · {_f(b6['bytes_per_page'], ' B')}/page"

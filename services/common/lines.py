@@ -358,6 +358,11 @@ def _raise_known(exc: redis.ResponseError) -> NoReturn:
     raise exc
 
 
+def _registered(script: str) -> cached_property[Script]:
+    """Return a property giving a Lines' client's handle on a script, registered on first use."""
+    return cached_property(lambda lines: lines.r.register_script(script))
+
+
 class Lines:
     """The waiting lines of one branch on one business day."""
 
@@ -370,25 +375,11 @@ class Lines:
         self.ttl_s = ttl_s
 
     # Scripts are registered when first used: a request that only reads (or issues by SHA) registers none.
-    @cached_property
-    def _call_next(self) -> Script:
-        return self.r.register_script(_CALL_NEXT)
-
-    @cached_property
-    def _finish(self) -> Script:
-        return self.r.register_script(_FINISH)
-
-    @cached_property
-    def _recall(self) -> Script:
-        return self.r.register_script(_RECALL)
-
-    @cached_property
-    def _transfer(self) -> Script:
-        return self.r.register_script(_TRANSFER)
-
-    @cached_property
-    def _expire(self) -> Script:
-        return self.r.register_script(_EXPIRE)
+    _call_next = _registered(_CALL_NEXT)
+    _finish = _registered(_FINISH)
+    _recall = _registered(_RECALL)
+    _transfer = _registered(_TRANSFER)
+    _expire = _registered(_EXPIRE)
 
     def key(self, category: str) -> str:
         return keys.line(self.branch_id, self.day, category)
