@@ -677,8 +677,8 @@ def _b4(b4: dict[str, Any]) -> tuple[str, str]:
                        f"RSS MiB {web} redis {mb.get('redis', 0):.0f}")
 
 
-def _spread(figures: dict[str, Any]) -> str:
-    return " · ".join(f"{p} {_f(figures[f'{p}_ms'], ' ms')}" for p in ("p50", "p99", "max"))
+def _spread(figures: dict[str, Any], which: tuple[str, ...] = ("p50", "p99", "max")) -> str:
+    return " · ".join(f"{p} {_f(figures[f'{p}_ms'], ' ms')}" for p in which)
 
 
 # Per benchmark: what it measures, and its figures as the table shows them.
@@ -688,8 +688,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B1": lambda b1: ("press → device SSE",
                       f"{_spread(b1)} · p99 = {_f(b1['ratio_to_b0_p99'], '×')} B0 ({b1['n']}/{b1['presses']} presses, "
                       f"{b1['branches']} branches, {b1['missing']} missing) · HTTP floor (hello-world POST, same "
-                      f"rate) p50 {_f(b1['http_floor']['p50_ms'], ' ms')} · p99 "
-                      f"{_f(b1['http_floor']['p99_ms'], ' ms')}"),
+                      f"rate) {_spread(b1['http_floor'], ('p50', 'p99'))}"),
     "B2": lambda b2: ("pause → display redirect",
                       f"{_spread(b2)} ({b2['n']} pauses, {b2['missing']} missing)"),
     "B3": lambda b3: ("ticket issuing",
