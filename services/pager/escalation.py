@@ -77,9 +77,11 @@ def fire(r: redis.Redis, branch: Branch, page_id: str, kind: str, due_ms: int) -
     if due_ms > clock.now_ms():
         return "early"  # never before its time: the next look fires it
     page_key, timers_key, name = keys.page(branch.id, page_id), keys.timers(branch.id), member(page_id, kind)
-    outcome: dict[str, object] = {"result": "stale", "next": {}}
+    outcome = {"result": "stale"}
 
     def write(pipe: redis.client.Pipeline) -> None:
+        # Run again from the start when a watched key changed: say only what the attempt that ran did.
+        outcome["result"] = "stale"
         score = pipe.zscore(timers_key, name)
         if score is None or int(score) != due_ms:
             return  # rescheduled or cancelled since: not ours to act on
@@ -107,7 +109,6 @@ def fire(r: redis.Redis, branch: Branch, page_id: str, kind: str, due_ms: int) -
             outcome["result"] = REPEATED
             interval_s = (branch.escalation.repeat_urgent_s if kind == REPEAT else timeout_s(branch, page.priority))
         following = {name: now_ms + int(interval_s * 1000)}
-        outcome["next"] = following
         pipe.multi()
         pipe.set(page_key, page.model_dump_json())
         pipe.zadd(timers_key, following)
@@ -117,7 +118,7 @@ def fire(r: redis.Redis, branch: Branch, page_id: str, kind: str, due_ms: int) -
                        {"page": page.model_dump(mode="json"), "change": outcome["result"]})
 
     r.transaction(write, page_key, timers_key)
-    return str(outcome["result"])
+    return outcome["result"]
 
 
 def sweep(r: redis.Redis, branch: Branch, grace_s: float) -> int:
