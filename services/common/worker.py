@@ -21,9 +21,10 @@ from services.common import contracts, logs
 from services.common.redis import get_rq_redis
 
 log = logging.getLogger("lobby.worker")
-# RQ's scheduler wakes once a second; with the whole seconds it keeps (a timer is scheduled for the second
-# after it falls due) that made escalations 1-2 s late (BENCHMARKS.md, B5). Polling ten times a second
-# leaves the rounding alone: under 1.1 s late.
+# RQ's scheduler wakes once a second. It moves the jobs RQ retries after a failure (contracts.JOB_RETRY) and
+# any job enqueued for a time; polling ten times a second puts them back in the queue as soon as they are due.
+# (Page timers were scheduled jobs too, up to 1.3 s late: the pager workers now fire them from their sorted
+# set themselves, services/pager/escalation.py.)
 SCHEDULER_POLL_S = 0.1
 HEARTBEAT_S = 1.0
 
