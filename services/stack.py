@@ -48,13 +48,13 @@ def answers_ready(base_url: str) -> bool:
         return False
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     """Return the pids below a process (Linux /proc), such as gunicorn's workers under its master."""
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         with contextlib.suppress(OSError):
             for child in (task / "children").read_text().split():
-                found += [int(child), *_descendants(int(child))]
+                found += [int(child), *descendants(int(child))]
     return found
 
 
@@ -157,7 +157,7 @@ class Stack:
         process = self.child(name).process
         if process is None or process.poll() is not None:
             return
-        family = [process.pid, *_descendants(process.pid)]
+        family = [process.pid, *descendants(process.pid)]
         for pid in family:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

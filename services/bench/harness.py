@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -37,7 +38,7 @@ from services.bench.hello import HELLO_PATH
 from services.common import auth, contracts
 from services.common.config import DEMO_CONFIG, Branch, branches_at
 from services.common.redis_server import free_port
-from services.stack import SERVICES, Stack, answers_ready, gunicorn_command
+from services.stack import SERVICES, Stack, answers_ready, descendants, gunicorn_command
 
 RESULTS_DIR = Path("bench/results")
 B1_BRANCH = "b{:02d}"
@@ -137,35 +138,34 @@ def machine() -> dict[str, Any]:
             "redis_py": redis.__version__, "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
 
 
+def _tree_total(pid: int, read: Callable[[int], float]) -> float:
+    """Sum a per-process figure over a process and all its descendants (one that exits meanwhile counts 0)."""
+    total = 0.0
+    for each in (pid, *descendants(pid)):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += read(each)
+    return total
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status", encoding="utf-8") as status:
+        return next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     """Return the resident memory of a process and all its descendants (KiB)."""
-    total = 0
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children", encoding="utf-8") as children:
-                total += sum(rss_kib(int(child)) for child in children.read().split())
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
+    return int(_tree_total(pid, _rss_kib))
 
 
 def cpu_s(pid: int) -> float:
     """Return the CPU time (user + system, s) of a process and all its descendants so far."""
-    total = 0.0
-    try:
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children", encoding="utf-8") as children:
-                total += sum(cpu_s(int(child)) for child in children.read().split())
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return total
+    return _tree_total(pid, _cpu_s)
 
 
 class Bench:
