@@ -169,6 +169,14 @@
     try { return window.localStorage.getItem(storageKey); } catch (err) { return null; }
   };
 
+  /** Show whether the page is live: the header's dot (#live) and the offline banner (#offline). */
+  Lobby.showLive = function (live) {
+    Lobby.$("#offline").hidden = live;
+    const dot = Lobby.$("#live");
+    dot.classList.toggle("is-off", !live);
+    dot.replaceChildren(live ? "实时 " : "离线 ", Lobby.el("span", { lang: "en", text: live ? "Live" : "Offline" }));
+  };
+
   Lobby.forgetToken = function (storageKey) {
     try { window.localStorage.removeItem(storageKey); } catch (err) { /* nothing kept */ }
   };

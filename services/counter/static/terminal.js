@@ -416,20 +416,13 @@
 
   // Connection.
 
-  function setLive(live) {
-    L.$("#offline").hidden = live;
-    const dot = L.$("#live");
-    dot.classList.toggle("is-off", !live);
-    L.text(dot, live ? "实时 Live" : "离线 Offline");
-  }
-
   async function start() {
     if (!token) { enroll(); return; }
     const ok = await refreshCounter();
     if (ok === "refused") return;
     L.$("#enroll").hidden = true;
     L.$("#desk").hidden = false;
-    if (!ok) setLive(false);
+    if (!ok) L.showLive(false);
     streams.forEach((s) => s.close());
     streams = [
       L.follow(base + "/events?token=" + encodeURIComponent(token), {
@@ -437,7 +430,7 @@
         alert_acknowledged: onAcknowledged,
         reply: onReply,
         alert: onAlert,
-      }, { onState: setLive, onOpen: function () { refreshCounter(); refreshAlerts(); } }),
+      }, { onState: L.showLive, onOpen: function () { refreshCounter(); refreshAlerts(); } }),
       L.follow(waitingUrl, { waiting: (event) => { waiting = event.waiting || {}; renderWaiting(); } },
                { resume: false }),
     ];

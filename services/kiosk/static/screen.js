@@ -173,13 +173,6 @@
     renderAll();
   }
 
-  function setLive(live) {
-    L.$("#offline").hidden = live;
-    const dot = L.$("#live");
-    dot.classList.toggle("is-off", !live);
-    dot.replaceChildren(live ? "实时 " : "离线 ", L.el("span", { lang: "en", text: live ? "Live" : "Offline" }));
-  }
-
   let opened = 0;
   async function resync() {
     // A reconnection replays what was missed; a fresh copy of the screen makes sure of it.
@@ -198,5 +191,5 @@
     ticket_called: called,
     waiting: (event) => { state.waiting = event.waiting || {}; renderWaiting(); },
     notice: (event) => { state.notices = event.notices || []; renderNotices(); },
-  }, { onState: setLive, onOpen: resync });
+  }, { onState: L.showLive, onOpen: resync });
 })();

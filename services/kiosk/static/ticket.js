@@ -77,28 +77,21 @@
     lastStatus = ticket.status;
   }
 
-  function setLive(live) {
-    L.$("#offline").hidden = live;
-    const dot = L.$("#live");
-    dot.classList.toggle("is-off", !live);
-    L.text(dot, live ? "实时 Live" : "离线 Offline");
-  }
-
   async function refresh() {
     clearTimeout(timer);
     const answer = await L.api(url);
     if (answer.ok && answer.data && answer.data.ticket) {
-      setLive(true);
+      L.showLive(true);
       show(answer.data.ticket);
       L.text(L.$("#t-updated"), "更新于 " + L.time(new Date(L.now()), branch.timezone, true) + " · Updated");
     } else if (answer.status === 404) {
-      setLive(true);
+      L.showLive(true);
       const status = L.$("#t-status");
       status.replaceChildren("未找到该号票 ", L.el("span", { class: "en", lang: "en", text: "Ticket not found" }));
       L.$("#t-facts").hidden = true;
       return; // not today's ticket: nothing to follow
     } else {
-      setLive(false);
+      L.showLive(false);
     }
     if (!["served", "no_show", "expired"].includes(lastStatus)) timer = setTimeout(refresh, POLL_MS);
   }

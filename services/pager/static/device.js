@@ -326,11 +326,7 @@
   }
 
   function setOffline() {
-    const live = streamLive && listOk && navigator.onLine !== false;
-    L.$("#offline").hidden = live;
-    const dot = L.$("#live");
-    dot.classList.toggle("is-off", !live);
-    L.text(dot, live ? "实时 Live" : "离线 Offline");
+    L.showLive(streamLive && listOk && navigator.onLine !== false);
   }
 
   async function start() {
