@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import redis
@@ -13,7 +12,6 @@ from services.common.contracts import ScreenChanged, TicketCalled
 from services.common.redis import for_branch, get_redis
 from services.kiosk import screen
 
-log = logging.getLogger("lobby.kiosk")
 # How often the kiosk worker redraws the waiting counts of screens that got new tickets: a burst of tickets
 # is one redraw and one `waiting` event, not one per ticket (BENCHMARKS.md, B3), and a screen is never more
 # than this behind the tickets issued.

@@ -47,9 +47,9 @@ def snapshot(r: redis.Redis, branch: Branch) -> Screen:
 
 
 def publish(r: redis.Redis, branch: Branch, *, called: dict[str, Any] | None = None,
-            notice: bool = False, reader: TicketReader | None = None) -> None:
+            notice: bool = False) -> None:
     """Append what changed to the screen stream: the call, waiting counts, notices when asked or in force."""
-    reader = reader or TicketReader(r, branch)
+    reader = TicketReader(r, branch)
     stream = keys.stream(branch.id, keys.SCREEN)
     current = notices(reader)
     pipe = r.pipeline(transaction=False)
