@@ -127,17 +127,12 @@ class LobbyCollector(Collector):
         yield failed
         if self.service == "pager":
             backlogs = [contracts.page_request_backlog(get_redis(url)) for url in by_url]
-            yield _gauge("lobby_page_requests_lag", "Page requests no pager worker has taken yet (all shards)",
-                         sum(b["lag"] for b in backlogs))
-            yield _gauge("lobby_page_requests_pending",
-                         "Page requests a pager worker has taken and not finished yet (all shards)",
-                         sum(b["pending"] for b in backlogs))
-
-
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, doc)
-    family.add_metric([], value)
-    return family
+            yield GaugeMetricFamily("lobby_page_requests_lag",
+                                    "Page requests no pager worker has taken yet (all shards)",
+                                    value=sum(b["lag"] for b in backlogs))
+            yield GaugeMetricFamily("lobby_page_requests_pending",
+                                    "Page requests a pager worker has taken and not finished yet (all shards)",
+                                    value=sum(b["pending"] for b in backlogs))
 
 
 def _fields(stats: dict[str, dict[str, str]], prefix: str) -> Iterator[tuple[str, list[str], float]]:

@@ -13,7 +13,6 @@ pager workers find the same due timer, one fires it and the others find it moved
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import redis
@@ -22,7 +21,6 @@ from services.common import clock, keys, metrics, streams
 from services.common.config import Branch
 from services.common.schemas import AuditEntry, Page
 
-log = logging.getLogger("lobby.escalation")
 REPEAT, ESCALATE = "repeat", "escalate"
 REPEATED, ESCALATED = "repeated", "escalated"
 KINDS = (REPEAT, ESCALATE)
