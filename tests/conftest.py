@@ -1,20 +1,32 @@
-"""Fixtures: a real Redis on a free port, the apps, in-process workers, and the whole stack over HTTP."""
+"""Fixtures: real Redis servers on free ports, the apps in process, the workers' work run in process, and the
+whole stack over HTTP.
+
+Two Redis servers: one for what runs in this process (the apps' test clients, the domain, the work of the workers
+run here, `r`), and one for the session's stack (gunicorn services and worker processes, `live`), so that no test
+in process shares a queue or a stream with the stack's workers. `r` is a client of the Redis the test works on:
+the stack's when the test uses `live`, else the in-process one.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator
+from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 import pytest
 import redis
-from rq import SimpleWorker
-from rq.serializers import JSONSerializer
 
-from services.common import auth, contracts, keys
-from services.common.config import DEMO_CONFIG, branches_at
-from services.common.redis_server import RedisServer, free_port
-from services.stack import Stack
+from services.domain import contracts, keys, tickets
+from services.domain.branch import DEMO_CONFIG, Branch, Category, load_branches
+from services.domain.clock import SYSTEM, Clock
+from services.ops.redis_server import RedisServer, free_port
+from services.ops.stack import Stack
+from services.runtime import messages, worker
+from services.runtime.settings import Context
+from services.web import auth
 from tests.sse import SSEClient
 
 BRANCH = "zhongnan"
@@ -28,6 +40,7 @@ high_s = 2
 normal_s = 2
 low_s = 0
 repeat_urgent_s = 1
+info_close_s = 3
 """
 
 
@@ -42,8 +55,22 @@ weights = { vip = 2, personal = 1 }
 """
 
 
+WATCHED = "watched"
+# A fourth branch whose screens and terminals are found offline within seconds: supervision seen end to end.
+WATCHED_SUPERVISION = """[branches.supervision]
+offline_after_s = 3
+heartbeat_s = 1
+"""
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Return the header that presents a token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 def quick_branch_toml() -> str:
-    """Return the test branch file: the demo branch, `quick` (short timers) and `blend` (routing)."""
+    """Return the test branch file: the demo branch, `quick` (short timers), `blend` (routing) and `watched`
+    (supervision)."""
     demo = DEMO_CONFIG.read_text(encoding="utf-8")
     quick = demo.replace('id = "zhongnan"', f'id = "{QUICK}"')
     quick = quick[: quick.index("[branches.escalation]")] + QUICK_ESCALATION
@@ -52,35 +79,67 @@ def quick_branch_toml() -> str:
              .replace("recall_limit = 3\n", "recall_limit = 2\n"))
     blend = blend.replace('[[branches.counters]]\nid = "1"\nwindow = "1"\nserves = ["personal"]\n', BLEND_COUNTER)
     assert "weights =" in blend and "recall_limit = 2" in blend and "wait_limit_minutes = 20" in blend
+    watched = demo.replace('id = "zhongnan"', f'id = "{WATCHED}"')
+    watched = watched[: watched.index("[branches.supervision]")] + WATCHED_SUPERVISION
     body = lambda text: text[text.index("[[branches]]\nid"):]  # noqa: E731
-    return demo + "\n" + body(quick) + "\n" + body(blend)
+    return demo + "\n" + body(quick) + "\n" + body(blend) + "\n" + body(watched)
+
+
+def state(r: redis.Redis) -> dict[bytes, bytes]:
+    """Every lobby key with its serialized value: equal before and after a request means it changed nothing.
+
+    Workers' heartbeats and endpoints' presence are left out: they are written by running processes and by
+    event streams opening and closing (a previous test's streams may still be leaving), never by a request.
+    """
+    kw = r.connection_pool.connection_kwargs
+    client = redis.Redis(host=kw["host"], port=kw["port"], db=kw.get("db", 0))
+    heartbeats = keys.worker("").encode()
+    return {key: client.dump(key) for key in sorted(client.scan_iter("lobby:*"))
+            if not key.startswith(heartbeats) and b":presence:" not in key}
 
 
 @pytest.fixture(scope="session")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """The tests' own Redis, and the branch file every process of the session reads (demo + quick)."""
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+def branch_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The branch file every process of the session reads (demo, quick and blend), named by LOBBY_CONFIG."""
     config = tmp_path_factory.mktemp("config") / "branches.toml"
     config.write_text(quick_branch_toml(), encoding="utf-8")
-    os.environ["REDIS_URL"] = server.url
     os.environ["LOBBY_CONFIG"] = str(config)
+    return config
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory, branch_file: Path) -> Iterator[RedisServer]:
+    """The Redis of what runs in this process (REDIS_URL for the apps made here)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False).start()
+    os.environ["REDIS_URL"] = server.url
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The Redis of the session's stack."""
+    server = RedisServer(tmp_path_factory.mktemp("stack-redis")).start()
     yield server
     server.stop()
 
 
 @pytest.fixture
-def r(redis_server: RedisServer) -> Iterator[redis.Redis]:
-    """A client on the test Redis, with every lobby key removed before and after the test."""
-    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    _clean(client)
+def r(request: pytest.FixtureRequest, redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client on the Redis this test works on (the stack's for a test using `live`), every lobby key removed
+    before and after the test."""
+    uses_stack = "live" in request.fixturenames
+    server = request.getfixturevalue("stack_redis") if uses_stack else redis_server
+    client = redis.Redis.from_url(server.url, decode_responses=True)
+    _clean(client, request.getfixturevalue("stack") if uses_stack else None)
     yield client
-    _clean(client)
+    _clean(client, request.getfixturevalue("stack") if uses_stack else None)
     client.close()
 
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[redis.Redis]:
-    """A client on a Redis of the test's own, which no worker of the session's stack reads or writes."""
+    """A client on a Redis of the test's own, for a test that must not share even the in-process one."""
     server = RedisServer(tmp_path, appendonly=False).start()
     client = redis.Redis.from_url(server.url, decode_responses=True)
     yield client
@@ -88,55 +147,55 @@ def own_redis(tmp_path: Path) -> Iterator[redis.Redis]:
     server.stop()
 
 
-def _clean(client: redis.Redis) -> None:
-    """Drop queued jobs, let the stack's workers finish the jobs and page requests they hold, then remove our keys.
-
-    The workers' own registrations stay: they keep running across tests. The page-request stream goes with the
-    other lobby keys; the stack's pager workers make it and their group again at once.
-    """
-    import time
-
-    from rq.registry import StartedJobRegistry
-
-    for pattern in ("rq:queue:*", "rq:scheduled:*"):
+def _clean(client: redis.Redis, stack: Stack | None) -> None:
+    """Remove the lobby's keys and the queues' jobs, after the stack's workers (if any) finished what they hold;
+    worker registrations and heartbeats stay (the stack's workers run across tests)."""
+    if stack is not None:
+        stack.settle()
+    for pattern in ("lobby:*", "rq:job:*", "rq:queue:*", "rq:scheduled:*"):
         for key in client.scan_iter(pattern, count=1000):
-            if not key.endswith(":intermediate"):
+            if not key.startswith(keys.worker("")):
                 client.delete(key)
-    raw = redis.Redis.from_url(os.environ["REDIS_URL"])
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        held = sum(raw.llen(f"rq:queue:{q}:intermediate") + StartedJobRegistry(q, connection=raw).count
-                   for q in contracts.QUEUES) + contracts.page_request_backlog(raw)["pending"]
-        if not held:
-            break
-        time.sleep(0.02)
-    for pattern in ("lobby:*", "rq:job:*", "rq:queue:*"):
-        for key in client.scan_iter(pattern, count=1000):
-            client.delete(key)
+
+
+@pytest.fixture(scope="session")
+def ctx(redis_server: RedisServer) -> Context:
+    """The context of what runs in this process: its settings and branches."""
+    return Context.from_env()
+
+
+@cache
+def _branches(path: Path) -> dict[str, Branch]:
+    return load_branches(path)
 
 
 @pytest.fixture
-def branch():
-    return branches_at(DEMO_CONFIG)[BRANCH]
+def branch() -> Branch:
+    return _branches(DEMO_CONFIG)[BRANCH]
 
 
 @pytest.fixture
-def quick_branch(redis_server):
-    return branches_at(Path(os.environ["LOBBY_CONFIG"]))[QUICK]
+def quick_branch(branch_file: Path) -> Branch:
+    return _branches(branch_file)[QUICK]
 
 
 @pytest.fixture
-def blend_branch(redis_server):
-    return branches_at(Path(os.environ["LOBBY_CONFIG"]))[BLEND]
+def blend_branch(branch_file: Path) -> Branch:
+    return _branches(branch_file)[BLEND]
 
 
-class FakeClock:
-    """A clock the test moves by hand: services read it through services.common.clock."""
+def issue(r: redis.Redis, branch: Branch, category: Category, clock: Clock = SYSTEM) -> str:
+    """Take the next ticket of a category, as the kiosk does; return its number."""
+    return tickets.take(r, branch, category, clock=clock).number
 
-    def __init__(self, start):
+
+class FakeClock(Clock):
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: datetime):
         self.moment = start
 
-    def now(self):
+    def now(self) -> datetime:
         return self.moment
 
     def now_ms(self) -> int:
@@ -148,37 +207,33 @@ class FakeClock:
         self.moment += timedelta(seconds=seconds)
 
 
-def today_at_nine():
-    from datetime import datetime, time
+def today_at_nine() -> datetime:
+    from datetime import time as day_time
     from zoneinfo import ZoneInfo
 
     zone = ZoneInfo("Asia/Shanghai")
-    return datetime.combine(datetime.now(zone).date(), time(9), zone)
+    return datetime.combine(datetime.now(zone).date(), day_time(9), zone)
 
 
 @pytest.fixture
-def fake_clock(monkeypatch):
-    """Freeze time at 09:00 today in Shanghai; move it with fake_clock.advance(seconds).
-
-    Today, not a fixed day: the stack's counter worker (real clock) closes earlier days' tickets.
-    """
-    from services.common import clock
-
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """Freeze the clock the domain reads by default (clock.SYSTEM) at 09:00 today in Shanghai; move it with
+    fake_clock.advance(seconds)."""
     fake = FakeClock(today_at_nine())
-    monkeypatch.setattr(clock, "now", fake.now)
-    monkeypatch.setattr(clock, "now_ms", fake.now_ms)
+    monkeypatch.setattr(SYSTEM, "now", fake.now)
+    monkeypatch.setattr(SYSTEM, "now_ms", fake.now_ms)
     return fake
 
 
 @pytest.fixture
-def apps(r: redis.Redis):
-    """The three Flask apps, in process, on the test Redis."""
+def apps(r: redis.Redis, ctx: Context):
+    """The three Flask apps, in process, on the in-process Redis."""
     from services.counter.app import create_app as counter_app
     from services.kiosk.app import create_app as kiosk_app
     from services.pager.app import create_app as pager_app
 
-    return {"kiosk": kiosk_app({"TESTING": True}), "counter": counter_app({"TESTING": True}),
-            "pager": pager_app({"TESTING": True})}
+    config = {"TESTING": True, "CONTEXT": ctx}
+    return {"kiosk": kiosk_app(config), "counter": counter_app(config), "pager": pager_app(config)}
 
 
 @pytest.fixture
@@ -186,54 +241,53 @@ def clients(apps):
     return {name: app.test_client() for name, app in apps.items()}
 
 
-def run_jobs(r: redis.Redis, *queues: str) -> None:
-    """Deliver every waiting page request and run every queued job, in process, until none is left (jobs enqueue
-    jobs); as the pager worker would, page requests come from the page-request stream (as consumer "tests").
-
-    When the session's stack is up its workers may take some of the jobs and page requests: wait for them too.
-    """
-    from services.pager import intake
-
-    raw = redis.Redis.from_url(os.environ["REDIS_URL"])
-    names = queues or contracts.QUEUES
+def run_jobs(r: redis.Redis, *services: str) -> None:
+    """Do, in process, what the services' workers would do with what is waiting on the in-process Redis (page
+    requests, page news, kiosk jobs), until nothing is left (one's work makes another's)."""
+    ctx = Context.from_env()
+    raw = redis.Redis.from_url(ctx.settings.redis_url)
     for _ in range(5):
-        if contracts.PAGER in names:
-            intake.drain(redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True), consumer="tests")
-        qs = [contracts.queue(q, raw) for q in names]
-        if not any(q.count for q in qs):
-            break
-        SimpleWorker(qs, connection=raw, serializer=JSONSerializer).work(burst=True)
-    settle()
+        for service in services or contracts.SERVICES:
+            worker.run(ctx, importlib.import_module(f"services.{service}.worker").work(ctx), burst=True)
+        waiting = sum(r.xlen(c.key) for c in contracts.CHANNELS)
+        waiting += sum(messages.queue(q, raw).count for q in contracts.QUEUES)
+        if not waiting:
+            return
 
 
 @pytest.fixture
 def jobs(r: redis.Redis):
-    return lambda *queues: run_jobs(r, *queues)
+    return lambda *services: run_jobs(r, *services)
 
 
 @pytest.fixture
 def token(r: redis.Redis):
     """Issue a token: token("counter", "vip") or token("device", "lobby-manager")."""
 
-    def issue(kind: str, subject: str, branch_id: str = BRANCH) -> str:
+    def make(kind: str, subject: str, branch_id: str = BRANCH) -> str:
         return auth.issue(r, branch_id, kind, subject)
 
-    return issue
+    return make
+
+
+_STACK: list[Stack] = []
 
 
 @pytest.fixture(scope="session")
-def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The whole system as it runs in a branch: gunicorn services and RQ workers, on the test Redis."""
+def stack(stack_redis: RedisServer, branch_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole system as it runs in a branch: gunicorn services and worker processes, on the stack's Redis."""
     logs = tmp_path_factory.mktemp("stack-logs")
     running = Stack(ports={"kiosk": free_port(), "counter": free_port(), "pager": free_port()},
-                    redis_url=redis_server.url, config_path=Path(os.environ["LOBBY_CONFIG"]), log_dir=logs).start()
+                    redis_url=stack_redis.url, config_path=branch_file, log_dir=logs).start()
+    _STACK.append(running)
     yield running
+    _STACK.clear()
     running.stop()
 
 
 @pytest.fixture
-def live(stack: Stack, r: redis.Redis):
-    """The running stack, with a clean Redis for this test."""
+def live(stack: Stack, r: redis.Redis) -> Stack:
+    """The running stack, with a clean Redis for this test (`r` is a client of it)."""
     return stack
 
 
@@ -269,24 +323,7 @@ def stack_logs(stack: Stack) -> str:
 
 
 def settle(timeout: float = 10.0) -> None:
-    """Wait until the stack's workers have run every queued job and page request: no job queued, being handed
-    over (RQ's intermediate list) or started, no page request unread or in hand, no lobby screen waiting for the
-    kiosk worker's redraw, three checks in a row."""
-    import time
-
-    from rq.registry import StartedJobRegistry
-
-    raw = redis.Redis.from_url(os.environ["REDIS_URL"])
-    deadline = time.monotonic() + timeout
-    idle = 0
-    while idle < 3:
-        busy = 0
-        for name in contracts.QUEUES:
-            q = contracts.queue(name, raw)
-            busy += q.count + raw.llen(f"{q.key}:intermediate") + StartedJobRegistry(queue=q).count
-        backlog = contracts.page_request_backlog(raw)
-        busy += backlog["lag"] + backlog["pending"] + raw.scard(keys.screens_stale())
-        idle = idle + 1 if busy == 0 else 0
-        if time.monotonic() > deadline:
-            raise AssertionError("workers did not settle")
-        time.sleep(0.05)
+    """Wait until the session stack's workers have finished everything they were given (Stack.settle)."""
+    assert _STACK, "settle() waits for the session's stack: the test uses `live`"
+    if not _STACK[0].settle(timeout):
+        raise AssertionError(f"the stack's workers did not settle within {timeout} s")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 import requests
 
-from services.common import clock, keys
-from tests.conftest import BRANCH, QUICK
+from services.domain import clock, keys
+from tests.conftest import BRANCH, QUICK, bearer
 from tests.sse import eventually
 
 SCREEN_WORDS = ("distress", "ask_supervisor", "help", "alert", "page", "紧急", "请示", "协助")
@@ -22,9 +21,6 @@ SCREEN_WORDS = ("distress", "ask_supervisor", "help", "alert", "page", "紧急",
 def api(branch: str) -> str:
     return f"/api/v1/branches/{branch}"
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
@@ -49,6 +45,11 @@ def actors(live, token, sse):
     return make
 
 
+def timers_of(r, branch: str, page_id: str) -> list[str]:
+    """The page's pending timers (repeat, escalate, expire): all that could ever act on it later."""
+    return [m for m in r.zrange(keys.timers(branch), 0, -1) if m.split(":")[0] == page_id]
+
+
 def assert_screen_clean(screen, *secrets: str) -> None:
     """The public screen stream, read for the whole test, carries no trace of a call for the manager."""
     for event in screen.events:
@@ -63,14 +64,12 @@ def assert_screen_clean(screen, *secrets: str) -> None:
 def test_each_call_end_to_end(live, actors, kind, priority):
     a = actors()
     note = {"distress": "客户情绪激动", "ask_supervisor": "外币兑换限额是多少？", "help": "打印机卡纸"}[kind]
-    started = time.monotonic()
     response = requests.post(a["alerts"], headers=bearer(a["teller"]), json={"kind": kind, "note": note}, timeout=5)
     assert response.status_code == 202, response.text
     alert = response.json()["alert"]
     assert alert["kind"] == kind and alert["status"] == "sent"
 
     page = a["device"].wait_for(lambda e: e.type == "page").data["page"]
-    assert time.monotonic() - started < 2, "the manager hears within moments"
     assert (page["kind"], page["priority"], page["counter"], page["window"]) == (kind, priority, "2", "2")
     assert page["escalation_level"] == 0 and page["paged"] == ["lobby-manager"]
     assert page["created_at"] and page["status"] == "open"
@@ -80,7 +79,10 @@ def test_each_call_end_to_end(live, actors, kind, priority):
     ack = requests.post(f"{a['pages']}/{page['id']}/ack", headers=bearer(a["manager"]), timeout=5)
     assert ack.status_code == 200 and ack.json()["page"]["acknowledged_by"] == "lobby-manager"
     heard = a["terminal"].wait_for(lambda e: e.type == "alert_acknowledged")
-    assert heard.data["by_name"] == "大堂经理" and heard.data["alert"]["id"] == alert["id"]
+    # A distress call's terminal is read across the counter: it is told the call was taken, never by whom.
+    named = None if kind == "distress" else "大堂经理"
+    assert heard.data["by_name"] == named and heard.data["alert"]["id"] == alert["id"]
+    assert heard.data["alert"]["acknowledged_by"] == named
     every_device = a["device"].wait_for(lambda e: e.type == "page_updated")
     assert every_device.data["page"]["acknowledged_by"] == "lobby-manager", "every device sees who is coming"
 
@@ -98,7 +100,7 @@ def test_each_call_end_to_end(live, actors, kind, priority):
         return got if done else {}
 
     final = eventually(alert_now)
-    assert final["page_id"] == page["id"] and final["acknowledged_by"] == "大堂经理"
+    assert final["page_id"] == page["id"] and final["acknowledged_by"] == named
     assert_screen_clean(a["screen"], note)
 
 
@@ -125,15 +127,17 @@ def test_ten_presses_in_a_burst_make_one_page(live, actors):
     assert len(opened[0]["details"]["alert_ids"]) == 10
     assert_screen_clean(a["screen"])
 
-    # Acknowledging the page acknowledges every press: one notice on the terminal, all alerts answered.
+    # Acknowledging the page acknowledges every press: one notice on the terminal, all alerts answered. The
+    # page's resolution, news that comes after it, closes the count.
     requests.post(f"{a['pages']}/{opened[0]['id']}/ack", headers=bearer(a["manager"]), timeout=5)
-    a["terminal"].wait_for(lambda e: e.type == "alert_acknowledged")
-    time.sleep(0.3)
-    assert len(a["terminal"].of_type("alert_acknowledged")) == 1
+    requests.post(f"{a['pages']}/{opened[0]['id']}/resolve", headers=bearer(a["manager"]), json={}, timeout=5)
+    resolved = a["terminal"].wait_for(lambda e: e.type == "alert" and e.data["event"] == "resolved").seq
+    assert [e.type for e in a["terminal"].events if e.seq < resolved].count("alert_acknowledged") == 1
 
 
 def test_unanswered_page_escalates_and_an_ack_stops_everything(live, actors, quick_branch, r):
-    """Level 0 unanswered for 2 s, the deputy is paged; the deputy acknowledges; nothing more, ever."""
+    """Level 0 unanswered for 2 s, the deputy is paged; the deputy acknowledges, which takes the page's timers
+    away: nothing is left to repeat or escalate it (test_escalation.py moves a fake clock past every deadline)."""
     timeout_s = quick_branch.escalation.high_s
     a = actors(QUICK)
     requests.post(a["alerts"], headers=bearer(a["teller"]), json={"kind": "help"}, timeout=5)
@@ -143,13 +147,11 @@ def test_unanswered_page_escalates_and_an_ack_stops_everything(live, actors, qui
     assert escalated["escalation_level"] == 1 and escalated["paged"] == ["lobby-manager", "deputy"]
     ack = requests.post(f"{a['pages']}/{page['id']}/ack", headers=bearer(a["deputy"]), timeout=5)
     assert ack.status_code == 200 and ack.json()["page"]["acknowledged_by"] == "deputy"
-    acked_at = time.monotonic()
     a["terminal"].wait_for(lambda e: e.type == "alert_acknowledged" and e.data["by"] == "deputy")
-    assert r.zrange(keys.timers(QUICK), 0, -1) == [], "the acknowledgement removed the page's timers"
-
-    time.sleep(2 * timeout_s - (time.monotonic() - acked_at))
+    assert timers_of(r, QUICK, page["id"]) == [], "the acknowledgement removed the page's timers"
+    a["device"].wait_for(lambda e: e.type == "page_updated" and e.data.get("change") == "acknowledged")
     changes = [e.data.get("change") for e in a["device"].of_type("page_updated")]
-    assert changes.count("escalated") == 1 and "repeated" not in changes, changes
+    assert changes == ["escalated", "acknowledged"], changes
 
     trail = requests.get(f"{a['pages']}/{page['id']}", headers=bearer(a["deputy"]), timeout=5).json()["page"]
     events = [(entry["event"], entry["level"]) for entry in trail["audit"]]
@@ -158,7 +160,7 @@ def test_unanswered_page_escalates_and_an_ack_stops_everything(live, actors, qui
     assert (escalated_at - created).total_seconds() >= timeout_s, "an escalation never fires early"
 
 
-def test_urgent_page_repeats_then_climbs_every_level(live, actors, quick_branch):
+def test_urgent_page_repeats_then_climbs_every_level(live, actors, quick_branch, r):
     a = actors(QUICK)
     requests.post(a["alerts"], headers=bearer(a["teller"]), json={"kind": "distress"}, timeout=5)
     page = a["device"].wait_for(lambda e: e.type == "page").data["page"]
@@ -169,9 +171,8 @@ def test_urgent_page_repeats_then_climbs_every_level(live, actors, quick_branch)
     assert top["repeats"] >= 1, "repeated to the current level before climbing"
     requests.post(f"{a['pages']}/{page['id']}/resolve", headers=bearer(a["manager"]), json={"note": "已处理"},
                   timeout=5)
-    resolved = a["device"].wait_for(lambda e: e.data["page"]["status"] == "resolved").seq
-    time.sleep(2 * quick_branch.escalation.repeat_urgent_s + 0.5)
-    assert all(e.data["page"]["status"] == "resolved" for e in a["device"].events if e.seq > resolved)
+    a["device"].wait_for(lambda e: e.data["page"]["status"] == "resolved")
+    assert timers_of(r, QUICK, page["id"]) == [], "resolving removed the page's timers: nothing repeats it"
 
 
 def test_the_answer_to_a_press_is_the_alert_as_stored(clients, token, r):

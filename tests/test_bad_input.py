@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import redis
 import requests
 
-from tests.conftest import BRANCH, settle
+from tests.conftest import BRANCH, settle, state
 
 API = f"/api/v1/branches/{BRANCH}"
-
-
-def state(r) -> dict[str, bytes]:
-    """Every lobby key with its serialized value: equal before and after means nothing changed."""
-    kw = r.connection_pool.connection_kwargs
-    client = redis.Redis(host=kw["host"], port=kw["port"], db=kw.get("db", 0))
-    return {key: client.dump(key) for key in sorted(client.scan_iter("lobby:*"))}
 
 
 @pytest.fixture
@@ -79,6 +71,14 @@ CASES = [
     ("invalid utf-8", "kiosk", "post", f"{API}/tickets", None, b'{"category": "\xff\xfevip"}', 400, "malformed_json"),
     ("invalid utf-8 in a note", "counter", "post", f"{API}/counters/vip/alerts", "vip",
      b'{"kind": "help", "note": "\xc3\x28"}', 400, "malformed_json"),
+    ("utf-16 with a BOM", "kiosk", "post", f"{API}/tickets", None, '{"category": "vip"}'.encode("utf-16"), 400,
+     "malformed_json"),
+    ("utf-16 without a BOM", "counter", "post", f"{API}/counters/vip/alerts", "vip",
+     '{"kind": "help"}'.encode("utf-16-le"), 400, "malformed_json"),
+    ("utf-32", "kiosk", "post", f"{API}/tickets", None, '{"category": "vip"}'.encode("utf-32"), 400,
+     "malformed_json"),
+    ("utf-8 with a BOM", "kiosk", "post", f"{API}/tickets", None, b'\xef\xbb\xbf{"category": "vip"}', 400,
+     "malformed_json"),
     ("json nested 20,000 deep", "counter", "post", f"{API}/counters/vip/alerts", "vip",
      b"[" * 20_000 + b"]" * 20_000, 400, "malformed_json"),
     ("object nested deep in a field", "counter", "post", f"{API}/counters/vip/pause", "vip",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from services.common import keys
-from services.common.ratelimits import RATELIMIT_PREFIX
+from services.domain import keys
 from tests.conftest import BRANCH, QUICK, settle
 from tests.sse import eventually
 
@@ -75,10 +74,11 @@ def test_two_branches_side_by_side_share_nothing(live, token, sse, r):
                           params={"token": device_tokens[BRANCH]}, timeout=5)
     assert stolen.status_code == 403
 
-    # Every key is under one branch's hash tag (so a branch can move to another Redis), bar the global index of
-    # outboxes, the page-request stream of this Redis, and the short-lived rate-limit counters.
+    # Every key is under one branch's hash tag (so a branch can move to another Redis), rate-limit counters too,
+    # bar the global index of outboxes, the streams between services on this Redis and the workers' heartbeats.
     branch_keys = {b: keys.branch(b) for b in (BRANCH, QUICK)}
     stray = [k for k in r.scan_iter("lobby:*", count=1000)
              if not any(k.startswith(prefix + ":") for prefix in branch_keys.values())
-             and k not in (keys.outbox_branches(), keys.page_requests()) and not k.startswith(RATELIMIT_PREFIX + ":")]
+             and k not in (keys.outbox_branches(), keys.page_requests(), keys.page_news())
+             and not k.startswith(keys.worker(""))]
     assert stray == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -9,12 +10,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import requests
 
-from services.common.redis_server import free_port
+from services.domain import contracts
+from services.ops.redis_server import free_port
 from tests.conftest import BRANCH, settle
 from tests.sse import eventually
 
@@ -22,12 +26,18 @@ API = f"/api/v1/branches/{BRANCH}"
 
 
 def lobby(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "services.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "services.ops.cli", *args], capture_output=True, text=True,
                           timeout=30, env={**os.environ, **(env or {})})
 
 
+def on_stack(live) -> dict[str, str]:
+    """The environment of a command run beside the session stack: its Redis."""
+    return {"REDIS_URL": live.redis_url}
+
+
 def test_tokens_issue_prints_only_the_token_and_revoke_works_at_once(live, r):
-    issued = lobby("tokens", "issue", "--branch", BRANCH, "--counter", "vip")
+    env = on_stack(live)
+    issued = lobby("tokens", "issue", "--branch", BRANCH, "--counter", "vip", env=env)
     assert issued.returncode == 0, issued.stderr
     token = issued.stdout.strip()
     assert issued.stdout == token + "\n" and token.startswith(f"lby.{BRANCH}.")
@@ -36,43 +46,51 @@ def test_tokens_issue_prints_only_the_token_and_revoke_works_at_once(live, r):
     url = f"{live.url('counter')}{API}/counters/vip"
     assert requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 200
 
-    device = lobby("tokens", "issue", "--branch", BRANCH, "--device", "lobby-manager").stdout.strip()
+    device = lobby("tokens", "issue", "--branch", BRANCH, "--device", "lobby-manager", env=env).stdout.strip()
     assert requests.get(f"{live.url('pager')}{API}/pages", headers={"Authorization": f"Bearer {device}"},
                         timeout=5).status_code == 200
 
-    listed = lobby("tokens", "list", "--branch", BRANCH).stdout
+    listed = lobby("tokens", "list", "--branch", BRANCH, env=env).stdout
     assert token.split(".")[2] in listed and token.split(".")[3] not in listed
-    assert lobby("tokens", "revoke", "--branch", BRANCH, token).returncode == 0
+    assert lobby("tokens", "revoke", "--branch", BRANCH, token, env=env).returncode == 0
     revoked = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert revoked.status_code == 401
 
 
-def test_status_shows_queues_workers_and_open_pages(live, r, token):
+def test_status_shows_queues_workers_and_open_pages(live, r, token, sse):
     headers = {"Authorization": f"Bearer {token('counter', '2')}"}
+    terminal = sse(f"{live.url('counter')}{API}/counters/2/events", headers=headers)
+    assert terminal.status == 200
     for kind in ("distress", "help"):
         assert requests.post(f"{live.url('counter')}{API}/counters/2/alerts", headers=headers, json={"kind": kind},
                              timeout=5).status_code == 202
     requests.post(f"{live.url('kiosk')}{API}/tickets", json={"category": "vip"}, timeout=5)
     settle()
-    found = json.loads(lobby("status", "--json").stdout)
-    assert [q["queue"] for q in found["queues"]] == ["kiosk", "counter", "pager"]
+    found = json.loads(lobby("status", "--json", env=on_stack(live)).stdout)
+    assert [q["queue"] for q in found["queues"]] == ["kiosk"], "only the kiosk is sent RQ jobs"
     assert all(q["failed"] == 0 for q in found["queues"])
-    # Pages come by the page-request stream: both alerts were read from it and are done with.
-    (stream,) = found["page_requests"]
-    assert (stream["stream"], stream["length"], stream["lag"], stream["pending"]) == ("lobby:page-requests", 2, 0, 0)
-    assert stream["consumers"] and all(c["name"].startswith("pager-") for c in stream["consumers"])
-    assert {q for w in found["workers"] for q in w["queues"]} >= {"kiosk", "counter", "pager"}, "the stack's workers"
+    # Pages and their news come by streams: both alerts were read from them and are done with (deleted).
+    assert [(s["stream"], s["group"], s["length"], s["lag"], s["pending"]) for s in found["streams"]] == [
+        ("lobby:page-requests", "pager", 0, 0, 0), ("lobby:page-news", "counter", 0, 0, 0)]
+    for stream in found["streams"]:
+        assert stream["consumers"] and all(c["name"].startswith(stream["group"] + "-") for c in stream["consumers"])
+    assert {w["service"] for w in found["workers"]} == {"kiosk", "counter", "pager"}, "the stack's workers"
+    assert all(w["heartbeat_s_ago"] < 10 for w in found["workers"])
     zhongnan = next(b for b in found["branches"] if b["branch"] == BRANCH)
     assert zhongnan["open_pages"] == {"urgent": 1, "high": 1} and zhongnan["outbox"] == 0
     assert zhongnan["waiting"]["vip"] == 1 and zhongnan["counters"]["2"] == "open"
-    text = lobby("status").stdout
-    assert "WORKERS" in text and "1 urgent, 1 high" in text and "PAGE REQUESTS" in text
+    states = {e["endpoint"]: e["state"] for e in zhongnan["endpoints"]}
+    assert states["terminal:2"] == "live" and states["display:lobby"] == "unsupervised"
+    assert states["device:lobby-manager"] == "unsupervised"
+    text = lobby("status", env=on_stack(live)).stdout
+    assert "WORKERS (3)" in text and "1 urgent, 1 high" in text and "lobby:page-news" in text
+    assert re.search(r"zhongnan\s+terminal:2\s+live\s+heard \d+ s ago", text), text
     down = lobby("status", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert down.returncode == 2 and "cannot reach Redis" in down.stderr
 
 
-def test_tokens_issue_refuses_unknown_names(live):
-    for args in (["--counter", "9"], ["--device", "janitor"]):
+def test_tokens_issue_refuses_unknown_names():
+    for args in (["--counter", "9"], ["--device", "janitor"], ["--screen", "hall"]):
         result = lobby("tokens", "issue", "--branch", BRANCH, *args)
         assert result.returncode == 2 and result.stdout == "" and "unknown" in result.stderr
     assert lobby("tokens", "issue", "--branch", "nowhere", "--counter", "vip").returncode == 2
@@ -84,7 +102,8 @@ def test_lobby_up_runs_everything_with_its_own_redis_and_stops_on_sigterm(tmp_pa
     env.pop("REDIS_URL", None)
     redis_port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--var", str(tmp_path / "var"), "--redis-port", str(redis_port)],
+        [sys.executable, "-m", "services.ops.cli", "up", "--var", str(tmp_path / "var"), "--redis-port",
+         str(redis_port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
@@ -128,30 +147,115 @@ def test_lobby_up_runs_everything_with_its_own_redis_and_stops_on_sigterm(tmp_pa
         raise AssertionError(f"something still listens on {port} after lobby up stopped")
 
 
-@pytest.mark.parametrize("queue", ["kiosk", "pager"])
-def test_an_idle_worker_stops_at_once_on_sigterm(redis_server, queue):
-    """A warm shutdown ends the worker, and the pager's page-request consumer with it; the reconnect loops must
-    not take the stop for a lost Redis."""
-    import redis
-    from rq import Worker
-
-    worker = subprocess.Popen([sys.executable, "-m", "services.cli", "worker", queue], stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, env={**os.environ, "REDIS_URL": redis_server.url})
+@contextlib.contextmanager
+def worker_process(service: str, redis_url: str, *, quiet: bool = False) -> Iterator[subprocess.Popen]:
+    """Run `lobby worker <service>` on a Redis (its output on its stdout, as text, unless quiet); kill it at the end
+    if it still runs."""
+    streams = ({"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL} if quiet else
+               {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True})
+    worker = subprocess.Popen([sys.executable, "-m", "services.ops.cli", "worker", service],
+                              env={**os.environ, "REDIS_URL": redis_url}, **streams)
     try:
-        connection = redis.Redis.from_url(redis_server.url)
-
-        def idle() -> bool:
-            return any(w.name.endswith(f"-{worker.pid}-0") and w.get_state() == "idle"
-                       for w in Worker.all(connection=connection))
-
-        eventually(idle, timeout=30)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(5) == 0
-        output = worker.stdout.read()
-        assert "lost Redis" not in output
-        if queue == "pager":
-            assert f"page-request consumer pager-{socket.gethostname()}-{worker.pid} stopped" in output
+        yield worker
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+@pytest.mark.parametrize("service", ["kiosk", "counter", "pager"])
+def test_an_idle_worker_stops_at_once_on_sigterm(redis_server, service):
+    """A warm shutdown ends the worker, and its stream consumer with it; the reconnect loops must not take the stop
+    for a lost Redis, and the worker's heartbeat goes with it."""
+    import redis
+
+    from services.domain import keys
+    from services.runtime.worker import running
+
+    with worker_process(service, redis_server.url) as worker:
+        connection = redis.Redis.from_url(redis_server.url, decode_responses=True)
+        name = f"{service}-{socket.gethostname()}-{worker.pid}"
+        eventually(lambda: any(w["name"] == name for w in running(connection)), timeout=30)
+        if service != "kiosk":  # its consumer is reading: the group knows it
+            channel = next(c for c in contracts.CHANNELS if c.group == service)
+            eventually(lambda: connection.exists(channel.key), timeout=10)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(5) == 0
+        output = worker.stdout.read()
+        assert "lost Redis" not in output
+        if service != "kiosk":
+            assert f"consumer {name} stopped" in output
+        assert not connection.exists(keys.worker(name)), "its heartbeat went with it"
+
+
+@pytest.mark.parametrize("service", ["kiosk", "counter", "pager"])
+def test_a_worker_stopped_the_moment_it_says_it_is_up_stops_cleanly(redis_server, service):
+    """From its first heartbeat on, a stop is a warm one, even before RQ has installed its own signal handlers."""
+    import redis
+
+    from services.domain import keys
+
+    connection = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    for _ in range(3):
+        with worker_process(service, redis_server.url, quiet=True) as worker:
+            heartbeat = keys.worker(f"{service}-{socket.gethostname()}-{worker.pid}")
+            eventually(lambda key=heartbeat: connection.exists(key), timeout=30, interval=0.001)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(10) == 0
+            assert not connection.exists(heartbeat), "its heartbeat went with it"
+
+
+@pytest.mark.parametrize("service", ["kiosk", "counter", "pager"])
+def test_a_worker_waiting_for_a_lost_redis_stops_cleanly_on_sigterm(tmp_path, service):
+    """Told to stop while it waits for Redis to come back, a worker ends at once and says it ended well."""
+    from services.ops.redis_server import RedisServer
+
+    server = RedisServer(tmp_path, appendonly=False).start()
+    try:
+        with worker_process(service, server.url) as worker:
+            seen: list[str] = []
+            reader = threading.Thread(target=lambda: seen.extend(worker.stdout), daemon=True)
+            reader.start()
+            eventually(lambda: any("lobby.worker" in line or "consumer" in line or "Listening" in line
+                                   for line in seen), timeout=30)
+            server.process.kill()  # Redis is lost
+            server.process.wait()
+            # Ours says "lost Redis"; RQ's own loop, which retries some losses before giving up, "could not
+            # connect".
+            eventually(lambda: any("lost Redis" in line or "could not connect" in line for line in seen), timeout=30)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(5) == 0, "".join(seen)
+            reader.join(5)
+            assert "StopRequested" not in "".join(seen), "the stop was not taken for a failure"
+    finally:
+        server.stop()
+
+
+def test_a_process_forked_while_the_worker_waits_for_a_stop_takes_the_default_stop():
+    """RQ forks its scheduler before installing the worker's own handlers: the child must not inherit the
+    parent's way of noting a stop, or a stop sent to it then is lost and the parent waits for it forever."""
+    from services.runtime import worker as runtime_worker
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    runtime_worker._stop_on_signals()
+    try:
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the child says which handlers it has, then is stopped as RQ stops its scheduler
+            os.close(read)
+            state = (signal.getsignal(signal.SIGTERM) is signal.SIG_DFL,
+                     signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+            os.write(write, repr(state).encode())
+            os.close(write)
+            time.sleep(30)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as said:
+            assert said.read() == "(True, True)"
+        os.kill(child, signal.SIGTERM)
+        _, status = os.waitpid(child, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        assert signal.getsignal(signal.SIGTERM) is runtime_worker._ask_to_stop, "the parent keeps its own"
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)

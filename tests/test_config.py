@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from services.common.config import DEMO_CONFIG, Settings, load_branches
+from services.domain.branch import DEMO_CONFIG, load_branches
+from services.runtime.settings import Settings
 
 DEMO = DEMO_CONFIG.read_text(encoding="utf-8")
 

@@ -18,16 +18,16 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from gunicorn.workers.gthread import ThreadWorker
 
-from services.cli import main as lobby_main
-from services.common.config import DEFAULT_PORTS, Settings
-from services.common.contracts import QUEUES
-from services.stack import GUNICORN_THREADS, SERVICES
+from services.ops.cli import main as lobby_main
+from services.ops.stack import GUNICORN_THREADS, SERVICES, gunicorn_command
+from services.runtime.settings import DEFAULT_PORTS, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-WORKERS = {f"{queue}-worker": queue for queue in QUEUES}
+WORKERS = {f"{service}-worker": service for service in SERVICES}
 APP_SERVICES = (*SERVICES, *WORKERS)
 
 
@@ -133,8 +133,8 @@ def factory_of(command: list[str]) -> str:
 # ---------------------------------------------------------------------------------------------- compose
 
 
-def test_compose_runs_every_service_and_a_worker_for_every_queue(services: dict[str, dict[str, Any]]) -> None:
-    # A queue without a worker silently piles up jobs: pages would never be sent.
+def test_compose_runs_every_service_and_a_worker_for_every_service(services: dict[str, dict[str, Any]]) -> None:
+    # A service without its worker silently piles up work: pages would never be sent, nor their answers heard.
     assert set(services) == {"redis", *APP_SERVICES}
 
 
@@ -229,9 +229,13 @@ def test_web_command_loads_an_app_factory_that_serves(services: dict[str, dict[s
 
 @pytest.mark.parametrize("svc", SERVICES)
 def test_web_command_runs_gunicorn_like_lobby_up(services: dict[str, dict[str, Any]], svc: str) -> None:
-    # Server-Sent Events hold a thread per listener: the threaded worker class is not optional.
+    # Server-Sent Events hold a thread per listener: the threaded worker class is not optional, and it is the one
+    # `lobby up` runs (which answers gunicorn's own refusals as JSON).
     command = argv(services[svc]["command"])
-    assert option(command, "--worker-class") == "gthread"
+    worker_class = option(command, "--worker-class")
+    assert worker_class == option(gunicorn_command("app", "127.0.0.1:0"), "--worker-class")
+    module, _, name = worker_class.rpartition(".")
+    assert issubclass(getattr(importlib.import_module(module), name), ThreadWorker)
     assert int(option(command, "--threads")) == GUNICORN_THREADS
     assert int(option(command, "--workers")) == 1
 
@@ -263,20 +267,21 @@ def test_lobby_console_script_is_the_cli() -> None:
     assert script.load() is lobby_main
 
 
-@pytest.mark.parametrize(("name", "queue"), WORKERS.items())
-def test_worker_command_is_a_queue_the_cli_accepts(services: dict[str, dict[str, Any]], name: str,
-                                                   queue: str) -> None:
-    assert argv(services[name]["command"]) == ["lobby", "worker", queue]
-    # --help stops argparse after it has checked the queue against its choices: no worker runs.
+@pytest.mark.parametrize(("name", "service"), WORKERS.items())
+def test_worker_command_names_a_service_with_a_worker(services: dict[str, dict[str, Any]], name: str,
+                                                      service: str) -> None:
+    assert argv(services[name]["command"]) == ["lobby", "worker", service]
+    # --help stops argparse after it has checked the service against its choices: no worker runs.
     with pytest.raises(SystemExit) as stopped:
-        lobby_main(["worker", queue, "--help"])
+        lobby_main(["worker", service, "--help"])
     assert stopped.value.code == 0
+    assert callable(importlib.import_module(f"services.{service}.worker").work), "what `lobby worker` looks up"
 
 
-def test_cli_rejects_an_unknown_queue() -> None:
+def test_cli_rejects_an_unknown_service() -> None:
     # The check above would be vacuous if --help won over an invalid choice.
     with pytest.raises(SystemExit) as stopped:
-        lobby_main(["worker", "no-such-queue", "--help"])
+        lobby_main(["worker", "no-such-service", "--help"])
     assert stopped.value.code == 2
 
 
@@ -334,15 +339,15 @@ def test_dockerfile_healthcheck_asks_readyz_through_python() -> None:
 
 def test_scale_profile_has_two_shards_a_sentinel_trio_and_workers_on_each(
         all_services: dict[str, dict[str, Any]]) -> None:
-    from services.common.config import load_branches
+    from services.domain.branch import load_branches
 
     scale = {name: svc for name, svc in all_services.items() if svc.get("profiles") == ["scale"]}
     for shard in ("a", "b"):
         replica = argv(scale[f"redis-{shard}-replica"]["command"])
         assert option(replica, "--replicaof") == f"redis-{shard}" and option(replica, "--appendonly") == "yes"
-        for queue in QUEUES:
-            worker = scale[f"{queue}-worker-{shard}"]
-            assert argv(worker["command"]) == ["lobby", "worker", queue]
+        for service in SERVICES:
+            worker = scale[f"{service}-worker-{shard}"]
+            assert argv(worker["command"]) == ["lobby", "worker", service]
             assert worker["environment"]["REDIS_URL"] == f"sentinel://shard-{shard}/0"
     sentinels = [svc for name, svc in scale.items() if name.startswith("sentinel-")]
     assert len(sentinels) == 3

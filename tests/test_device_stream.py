@@ -29,38 +29,36 @@ def test_reconnect_with_last_event_id_gets_every_missed_page_once(live, token, s
     last_id = seen[-1].id
     first.close()
 
-    # While the device is away: two counters pause and resume, and the manager's deputy acknowledges one.
-    _pause_resume(live, token("counter", "2"), "2")
-    _pause_resume(live, token("counter", "4"), "4")
-    def all_pages() -> list[dict]:
-        found = requests.get(f"{live.url('pager')}{API}/pages", headers=device, params={"status": "all"},
-                             timeout=5).json()["pages"]
-        return found if len(found) == 6 else []
+    # While the device is away: two counters call for help, and the manager's deputy acknowledges one.
+    for counter, kind in (("2", "help"), ("4", "distress")):
+        assert requests.post(f"{live.url('counter')}{API}/counters/{counter}/alerts", json={"kind": kind},
+                             headers={"Authorization": f"Bearer {token('counter', counter)}"},
+                             timeout=5).status_code == 202
 
-    pause_2 = next(p for p in eventually(all_pages) if p["counter"] == "2" and p["kind"] == "pause")
+    def open_pages() -> list[dict]:
+        found = requests.get(f"{live.url('pager')}{API}/pages", headers=device, timeout=5).json()["pages"]
+        calls = [p for p in found if p["kind"] in ("help", "distress")]
+        return calls if len(calls) == 2 else []
+
+    help_2 = next(p for p in eventually(open_pages) if p["counter"] == "2")
     deputy = {"Authorization": f"Bearer {token('device', 'deputy')}"}
-    assert requests.post(f"{live.url('pager')}{API}/pages/{pause_2['id']}/ack", headers=deputy,
+    assert requests.post(f"{live.url('pager')}{API}/pages/{help_2['id']}/ack", headers=deputy,
                          timeout=5).status_code == 200
 
     again = sse(url, headers={**device, "Last-Event-ID": last_id})
-    again.wait_for(lambda e: e.type == "page" and e.data["page"]["counter"] == "4"
-                   and e.data["page"]["kind"] == "resume")
+    again.wait_for(lambda e: e.type == "page_updated" and e.data["page"]["id"] == help_2["id"])
     missed = [e for e in again.events if e.type == "page"]
-    assert [(e.data["page"]["counter"], e.data["page"]["kind"]) for e in missed] == [
-        ("2", "pause"), ("2", "resume"), ("4", "pause"), ("4", "resume")]
-    again.wait_for(lambda e: e.type == "page_updated")
+    assert [(e.data["page"]["counter"], e.data["page"]["kind"]) for e in missed] == [("2", "help"), ("4", "distress")]
     updated = again.of_type("page_updated")
-    assert [(e.data["page"]["id"], e.data["page"]["acknowledged_by"]) for e in updated] == [(pause_2["id"], "deputy")]
+    assert [(e.data["page"]["id"], e.data["page"]["acknowledged_by"]) for e in updated] == [(help_2["id"], "deputy")]
     ids = [e.id for e in again.events]
     assert len(ids) == len(set(ids)), "no event twice"
     assert all(e.seq > stream_seq(last_id) for e in again.events), "nothing from before the cursor"
 
     # ?since= works for clients that cannot set headers, and a bad cursor is refused.
     since = sse(url, params={"since": last_id, "token": token("device", "deputy")})
-    since.wait_for(lambda e: e.type == "page" and e.data["page"]["counter"] == "4"
-                   and e.data["page"]["kind"] == "resume")
-    since.wait_for(lambda e: e.type == "page_updated")
-    assert len(since.of_type("page")) == 4 and len(since.of_type("page_updated")) == 1
+    since.wait_for(lambda e: e.type == "page_updated" and e.data["page"]["id"] == help_2["id"])
+    assert len(since.of_type("page")) == 2 and len(since.of_type("page_updated")) == 1
     bad = requests.get(url, headers={**device, "Last-Event-ID": "yesterday"}, timeout=5)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_event_id"
 
@@ -75,5 +73,7 @@ def test_event_data_cannot_split_a_frame(live, token, sse):
                              json={"reason": "other", "expected_minutes": 3, "note": note}, timeout=5)
     assert response.status_code == 200
     event = device.wait_for(lambda e: e.type == "page")
-    assert event.data["page"]["details"]["note"] == note
+    # A note shows on one line: its line breaks are spaces by the time it is stored, and nothing in it can
+    # end a frame or start another.
+    assert event.data["page"]["details"]["note"] == "line one data: {\"forged\": true} event: page <b>bold</b>"
     assert not any("forged" in e.data for e in device.events)

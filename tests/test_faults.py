@@ -7,9 +7,13 @@ process here never disturbs the rest of the suite. Each records what it measured
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 
@@ -17,10 +21,12 @@ import pytest
 import redis
 import requests
 
-from services.common import auth, keys
-from services.common.config import DEMO_CONFIG
-from services.common.redis_server import RedisServer, free_port
-from services.stack import Stack
+from services.domain import keys
+from services.domain.branch import DEMO_CONFIG
+from services.ops.redis_server import RedisServer, free_port
+from services.ops.stack import Stack, answers_ready, descendants
+from services.web import auth, idempotency
+from tests import crash
 from tests.conftest import record_reliability
 from tests.sse import SSEClient, eventually
 
@@ -100,13 +106,13 @@ def test_pager_worker_killed_mid_burst_loses_and_doubles_nothing(fault_stack, fr
     for t in threads:
         t.start()
     assert quarter.wait(30)
-    fault_stack.kill("pager-worker")
+    crash.kill(fault_stack, "pager-worker")
     killed_after = sum(map(len, accepted.values()))
     for t in threads:
         t.join(60)
     assert failures == [], "every press is accepted while the pager worker is down"
     paged_before_restart = sum(len(_alerts_with_pages(fr, b)) for b in BRANCHES)
-    fault_stack.respawn("pager-worker")
+    crash.restart(fault_stack)
     restarted = time.monotonic()
 
     def all_paged() -> bool:
@@ -154,8 +160,8 @@ def test_killed_web_services_replay_every_missed_event_once_on_reconnect(fault_s
     display.wait_for(lambda e: e.type == "waiting" and e.data["waiting"]["personal"]["count"] == 3)
     last = {"device": device.events[-1].id, "display": display.events[-1].id}
 
-    fault_stack.kill("pager-web")
-    fault_stack.kill("kiosk-web")
+    crash.kill(fault_stack, "pager-web")
+    crash.kill(fault_stack, "kiosk-web")
     eventually(lambda: device.ended and display.ended, timeout=10)
     device.close()
     display.close()
@@ -169,8 +175,7 @@ def test_killed_web_services_replay_every_missed_event_once_on_reconnect(fault_s
     eventually(lambda: sum(f["type"] == "ticket_called" for _, f in fr.xrange(streams["display"])) == 2)
     missed = {name: _stream_ids(fr, stream, last[name]) for name, stream in streams.items()}
 
-    fault_stack.respawn("pager-web")
-    fault_stack.respawn("kiosk-web")
+    crash.restart(fault_stack)
     fault_stack.wait_ready(30)
     again = {
         "device": SSEClient(device_url, params={"token": device_token}, headers={"Last-Event-ID": last["device"]}),
@@ -246,8 +251,8 @@ def test_counters_work_without_the_kiosk_and_pages_wait_for_the_pager_web(fault_
     for _ in range(2):
         requests.post(f"{kiosk}/tickets", json={"category": "vip"}, timeout=5)
 
-    fault_stack.kill("kiosk-web")
-    fault_stack.kill("kiosk-worker")
+    crash.kill(fault_stack, "kiosk-web")
+    crash.kill(fault_stack, "kiosk-worker")
     try:
         called = requests.post(f"{counter}/counters/vip/call-next", headers=vip, timeout=5)
         assert called.status_code == 200 and called.json()["ticket"]["number"] == "V001"
@@ -257,8 +262,7 @@ def test_counters_work_without_the_kiosk_and_pages_wait_for_the_pager_web(fault_
         eventually(lambda: any(json.loads(f["data"])["page"]["kind"] == "pause"
                                for _, f in fr.xrange(keys.stream(branch, keys.DEVICE))))
     finally:
-        fault_stack.respawn("kiosk-web")
-        fault_stack.respawn("kiosk-worker")
+        crash.restart(fault_stack)
     fault_stack.wait_ready(30)
     screen = eventually(lambda: (s := requests.get(f"{kiosk}/screen", timeout=5).json())["notices"] and s)
     assert screen["now_serving"][0]["number"] == "V001" and screen["notices"][0]["tickets"] == ["V002"]
@@ -266,7 +270,7 @@ def test_counters_work_without_the_kiosk_and_pages_wait_for_the_pager_web(fault_
     device = SSEClient(f"{pager}/pages/events", params={"token": device_token}).start()
     requests.post(f"{counter}/counters/vip/alerts", headers=vip, json={"kind": "help", "note": "before"}, timeout=5)
     last_seen = device.wait_for(lambda e: e.type == "page").id
-    fault_stack.kill("pager-web")
+    crash.kill(fault_stack, "pager-web")
     device.close()
     try:
         assert requests.post(f"{counter}/counters/vip/resume", headers=vip, timeout=5).status_code == 200
@@ -275,7 +279,7 @@ def test_counters_work_without_the_kiosk_and_pages_wait_for_the_pager_web(fault_
                                  timeout=5).status_code == 202
         eventually(lambda: len(fr.hgetall(keys.page_for_alert(branch))) == 5, timeout=15)
     finally:
-        fault_stack.respawn("pager-web")
+        crash.restart(fault_stack)
     fault_stack.wait_ready(30)
     device = SSEClient(f"{pager}/pages/events", params={"token": device_token},
                        headers={"Last-Event-ID": last_seen}).start()
@@ -292,10 +296,115 @@ def test_counters_work_without_the_kiosk_and_pages_wait_for_the_pager_web(fault_
     })
 
 
+@contextlib.contextmanager
+def frozen(server: RedisServer) -> Iterator[None]:
+    """Freeze Redis (SIGSTOP) for the block, as a stalled host or a long fork would; it takes what was sent after."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
+def _retry_until_done(url: str, headers: dict[str, str], body: dict, done: int, budget_s: float) -> tuple:
+    """Send a request again with its Idempotency-Key, as a client does after a failure, until it is answered with
+    `done`; return the answer and every status seen before it (None: no answer at all)."""
+    seen: list[int | None] = []
+    deadline = time.monotonic() + budget_s
+    while True:
+        try:
+            answer = requests.post(url, headers=headers, json=body, timeout=5)
+        except requests.RequestException:
+            answer = None
+        if answer is not None and answer.status_code == done:
+            return answer, seen
+        seen.append(answer.status_code if answer is not None else None)
+        assert answer is None or answer.status_code in (409, 503), answer.text
+        assert time.monotonic() < deadline, f"still refused after {budget_s} s: {seen}"
+        time.sleep(float(answer.headers.get("Retry-After", 0.5)) if answer is not None else 0.3)
+
+
+def test_a_ticket_taken_while_redis_froze_is_issued_once_by_its_retry(fault_stack, fault_redis, fr):
+    """Redis stops for 3 s while a kiosk takes a ticket: the tap fails fast, and its retry (same key) is answered
+    within seconds, not locked out for a day, with one ticket."""
+    url = f"{_api(fault_stack, 'kiosk', 'zhongnan')}/tickets"
+    headers = {"Idempotency-Key": uuid.uuid4().hex}
+    with frozen(fault_redis):
+        began = time.monotonic()
+        first = requests.post(url, headers=headers, json={"category": "vip"}, timeout=10)
+        failed_after_s = time.monotonic() - began
+        time.sleep(max(0.0, 3 - failed_after_s))
+    assert first.status_code == 503 and first.json()["error"]["code"] == "unavailable"
+    resumed = time.monotonic()
+    answer, seen = _retry_until_done(url, headers, {"category": "vip"}, 201, idempotency.PENDING_S + 5)
+    waited_s = time.monotonic() - resumed
+    assert answer.json()["ticket"]["number"] == "V001"
+    day = answer.json()["ticket"]["issued_at"][:10]
+    assert fr.get(keys.ticket_seq("zhongnan", day, "vip")) == "1", "one ticket issued, however often asked"
+    record_reliability("idempotency_redis_frozen", {
+        "freeze_s": 3, "first_answer": first.status_code, "first_answer_after_s": round(failed_after_s, 2),
+        "retry_answered_after_s": round(waited_s, 2), "statuses_before": seen, "tickets_issued": 1,
+    })
+
+
+def test_presses_whose_web_worker_died_get_through_once_on_retry(fault_stack, fr):
+    """A burst of presses, each with its key, and the counter's web worker SIGKILLed in the middle of it: the presses
+    it held are retried with their keys and each gets through within seconds, written once."""
+    token = auth.issue(fr, "zhongnan", auth.COUNTER, "2")
+    url = f"{_api(fault_stack, 'counter', 'zhongnan')}/counters/2/alerts"
+    body = {"kind": "distress"}  # never rate-limited, so a burst of any size is accepted
+    master = fault_stack.child("counter-web").process
+    assert master is not None
+    pressed: list[dict[str, str]] = []
+    for _ in range(5):  # until the kill catches presses in flight (nearly always the first time)
+        presses = [{"Authorization": f"Bearer {token}", "Idempotency-Key": uuid.uuid4().hex} for _ in range(30)]
+        pressed += presses
+        start = threading.Barrier(len(presses) + 1)
+
+        def press(headers: dict[str, str], start: threading.Barrier = start) -> None:
+            start.wait()
+            with contextlib.suppress(requests.RequestException):
+                requests.post(url, headers=headers, json=body, timeout=10)
+
+        threads = [threading.Thread(target=press, args=(h,)) for h in presses]
+        for t in threads:
+            t.start()
+        start.wait()
+        time.sleep(0.03)
+        for pid in descendants(master.pid):
+            os.kill(pid, signal.SIGKILL)
+        for t in threads:
+            t.join(15)
+        slots = [fr.get(keys.idempotency("zhongnan", f"token:{token.split('.')[2]}", h["Idempotency-Key"]))
+                 for h in presses]
+        stuck = sum(1 for raw in slots if raw and json.loads(raw)["state"] == "pending")
+        if stuck:
+            break
+        eventually(lambda: answers_ready(fault_stack.url("counter")), timeout=15)
+    assert stuck, "the kill caught presses in flight"
+    killed = time.monotonic()
+    alert_ids, refused = {}, []
+    for headers in pressed:
+        answer, seen = _retry_until_done(url, headers, body, 202, idempotency.PENDING_S + 15)
+        alert_ids[headers["Idempotency-Key"]] = answer.json()["alert"]["id"]
+        refused += [s for s in seen if s == 409]
+    slowest_s = time.monotonic() - killed
+    assert len(set(alert_ids.values())) == len(pressed)
+    stored = {k.rsplit(":", 1)[1] for k in fr.scan_iter(f"{keys.branch('zhongnan')}:alert:*")}
+    assert stored == set(alert_ids.values()), "each press written once, its retries none more"
+    for headers in presses[:3]:  # asked again: the same answer, stored
+        again = requests.post(url, headers=headers, json=body, timeout=5)
+        assert again.status_code == 202 and again.json()["alert"]["id"] == alert_ids[headers["Idempotency-Key"]]
+    eventually(lambda: set(alert_ids.values()) <= set(fr.hkeys(keys.page_for_alert("zhongnan"))), timeout=15)
+    record_reliability("idempotency_web_worker_sigkill", {
+        "presses": len(pressed), "held_by_the_killed_worker": stuck, "retries_refused_in_progress": len(refused),
+        "every_retry_answered_within_s": round(slowest_s, 2), "alerts_written": len(stored),
+    })
+
+
 @pytest.fixture(autouse=True)
 def _stack_alive(request, fault_stack):
     """Leave every child running for the next test, whatever this one did."""
     yield
-    for child in fault_stack.children:
-        if child.process is None or child.process.poll() is not None:
-            fault_stack.respawn(child.name)
+    crash.restart(fault_stack)

@@ -7,16 +7,16 @@ from collections import Counter
 
 import requests
 
-from services.common import tickets
-from services.counter.desk import Desk
-from tests.conftest import BRANCH
+from services.domain import tickets
+from services.domain.desk import Desk
+from tests.conftest import BRANCH, issue
 
 API = f"/api/v1/branches/{BRANCH}"
 
 
 def test_tickets_are_numbered_per_category_and_called_in_order(r, branch):
     personal, vip = branch.category("personal"), branch.category("vip")
-    issued = [tickets.issue(r, branch, c) for c in (personal, vip, personal, vip, personal)]
+    issued = [issue(r, branch, c) for c in (personal, vip, personal, vip, personal)]
     assert issued == ["A001", "V001", "A002", "V002", "A003"]
     calls = [Desk(r, branch, "1").call_next() for _ in range(4)]
     assert [t.number if t else None for t in calls] == ["A001", "A002", "A003", None]
@@ -30,7 +30,7 @@ def test_tickets_are_numbered_per_category_and_called_in_order(r, branch):
 def test_twenty_counters_calling_at_once_never_share_a_ticket(live, token, r, branch):
     """Twenty threads call next on a line of 500 tickets: every ticket is called exactly once."""
     for _ in range(500):  # straight into the line: the kiosk would rate-limit one client taking 500
-        tickets.issue(r, branch, branch.category("personal"))
+        issue(r, branch, branch.category("personal"))
     headers = {"Authorization": f"Bearer {token('counter', '1')}"}
     url = f"{live.url('counter')}{API}/counters/1/call-next"
     called: list[str] = []

@@ -8,10 +8,11 @@ import logging
 
 import pytest
 
-from services.common import contracts, logs, worker
-from services.common.contracts import CREATE_PAGE, PageKind, Priority
-from services.counter import alerts
+from services.domain import alerts
+from services.domain.clock import SYSTEM
+from services.domain.contracts import PageKind, Priority
 from services.pager import intake
+from services.runtime import logs, messages, worker
 from tests.conftest import BRANCH
 
 API = f"/api/v1/branches/{BRANCH}"
@@ -57,26 +58,28 @@ def test_request_lines_carry_ids_and_no_token(clients, token, log_lines, r):
     assert all(line.get("request_id") for line in requests_logged)
 
 
-def test_worker_lines_carry_the_job_and_its_branch(branch, log_lines, r):
-    # A queue of its own, so the session stack's pager worker does not take the job first.
-    request = alerts.page_request(branch, "2", PageKind.HELP, Priority.HIGH, "2 窗口需要协助", {})
-    job = contracts.queue("logtest").enqueue(CREATE_PAGE.path, request.model_dump(mode="json"))
-    worker.run("logtest", burst=True)
+def logging_job(payload: dict) -> None:
+    """A job that says something, as the services' jobs do."""
+    logging.getLogger("lobby.test").info("working for %s", payload["branch"])
+
+
+def test_worker_lines_carry_the_job_and_its_branch(branch, log_lines, r, ctx):
+    job = messages.queue("logtest", ctx.rq()).enqueue(f"{__name__}.logging_job", {"version": 1, "branch": BRANCH})
+    worker.run(ctx, worker.Work(service="logtest", queue="logtest"), burst=True)
     job_lines = [line for line in log_lines() if line.get("job") == job.id]
     assert job_lines, "RQ's own lines about the job are JSON too, with the job's id"
     assert {line["branch"] for line in job_lines} == {BRANCH}
-    assert any(line["logger"] == "lobby.pager" for line in job_lines), "and so are ours"
+    assert any(line["logger"] == "lobby.test" for line in job_lines), "and so are ours"
 
 
 def test_page_request_lines_carry_the_entry_its_branch_and_the_consumer(branch, log_lines, r):
-    # Recorded without its stream entry, and handed to the intake here as the entry it would have read, so the
-    # session stack's pager workers do not take it first.
-    request = alerts.page_request(branch, "3", PageKind.HELP, Priority.HIGH, "3 窗口需要协助", {})
+    # Recorded without its stream entry, and handed to the intake here as the entry it would have read.
+    request = alerts.page_request(branch, "3", PageKind.HELP, Priority.HIGH, "3 窗口需要协助", {}, SYSTEM.now())
     pipe = r.pipeline()
     alerts.record(pipe, request)
     pipe.execute()
     entry = ("1-1", {"branch": BRANCH, "alert": request.alert_id})
-    assert intake.handle(r, [entry], {BRANCH}, "pager-logtest") == 1
+    intake.handler({BRANCH: branch})(r, [entry], "pager-logtest")
     (made,) = [line for line in log_lines() if request.alert_id in line["message"]]
     assert (made["logger"], made["job"], made["branch"], made["consumer"]) == (
         "lobby.pager", "page-request-1-1", BRANCH, "pager-logtest")

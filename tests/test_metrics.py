@@ -68,13 +68,20 @@ def test_metrics_move_with_a_scripted_morning(live, token, sse):
     assert moved("pager", "lobby_pages_total", branch=QUICK, kind="help", priority="high") == 1
     assert moved("pager", "lobby_page_ack_seconds_count", branch=BRANCH, kind="distress") == 1
     assert value(after["pager"], "lobby_sse_clients", audience="device") >= 1, "the open device feed counts"
+    assert value(after["pager"], "lobby_endpoints", branch=BRANCH, kind="device", state="live") == 1, \
+        "the lobby manager's device, its feed open"
+    assert value(after["pager"], "lobby_endpoints", branch=BRANCH, kind="device", state="unsupervised") == 2
+    assert value(after["pager"], "lobby_endpoints", branch=BRANCH, kind="display", state="unsupervised") == 1
     for service in ("kiosk", "counter", "pager"):
-        assert (("lobby_rq_queue_depth", (("queue", service),)) in after[service])
-        assert value(after[service], "lobby_rq_failed_jobs", queue=service) == 0
         assert value(after[service], "process_resident_memory_bytes") > 0
-    # Pages come by the page-request stream, whose backlog the pager exports: everything read and done.
-    assert (value(after["pager"], "lobby_page_requests_lag"), value(after["pager"], "lobby_page_requests_pending")) \
-        == (0, 0) and ("lobby_page_requests_lag", ()) in after["pager"]
+    assert ("lobby_rq_queue_depth", (("queue", "kiosk"),)) in after["kiosk"]
+    assert value(after["kiosk"], "lobby_rq_failed_jobs", queue="kiosk") == 0
+    assert not any(name == "lobby_rq_queue_depth" for name, _ in after["pager"]), "the pager is sent no jobs"
+    # Pages come by the page-request stream, and their news by the page-news stream, whose backlogs their readers
+    # export: everything read and done.
+    for service, stream in (("pager", "page_requests"), ("counter", "page_news")):
+        assert (value(after[service], f"lobby_{stream}_lag"), value(after[service], f"lobby_{stream}_pending")) \
+            == (0, 0) and (f"lobby_{stream}_lag", ()) in after[service]
     assert ("lobby_page_requests_lag", ()) not in after["counter"], "only the pager exports it"
     assert ("lobby_tickets_issued_total", (("branch", BRANCH), ("category", "vip"))) not in after["counter"], \
         "each service exports what it owns, so nothing is counted twice across services"

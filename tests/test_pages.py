@@ -2,41 +2,41 @@
 
 from __future__ import annotations
 
-from services.common import keys
-from services.common.contracts import PageKind, Priority
-from services.counter import alerts
-from services.pager import jobs, pages
+from services.domain import alerts, keys, pages
+from services.domain.clock import SYSTEM
+from services.domain.contracts import PageKind, Priority
+from services.pager import delivery as jobs
 from tests.conftest import BRANCH, run_jobs
 
 
 def _request(branch, kind=PageKind.HELP, priority=Priority.HIGH):
-    return alerts.page_request(branch, "2", kind, priority, "2 窗口需要协助", {"note": None})
+    return alerts.page_request(branch, "2", kind, priority, "2 窗口需要协助", {"note": None}, SYSTEM.now())
 
 
 def test_one_page_per_alert_however_often_delivered(r, branch):
     request = _request(branch)
     alerts.raise_alert(r, request)
-    first = jobs.deliver(r, request)
-    again = jobs.deliver(r, request)
+    first = jobs.deliver(r, branch, request)
+    again = jobs.deliver(r, branch, request)
     assert first == again
     assert r.zcard(keys.pages_all(BRANCH)) == 1
     assert r.xlen(keys.stream(BRANCH, keys.DEVICE)) == 1, "announced once"
     assert r.hlen(keys.outbox(BRANCH)) == 0, "delivered alerts leave the outbox"
 
 
-def test_sweeper_delivers_an_alert_whose_page_request_was_lost(r, branch):
+def test_sweeper_delivers_an_alert_whose_page_request_was_lost(r, branch, ctx):
     request = _request(branch, PageKind.DISTRESS, Priority.URGENT)
     pipe = r.pipeline()
     # Recorded, but no pager worker ever handles its page request (one killed after taking the entry, or every
     # pager worker down while the stream was trimmed).
     alerts.record(pipe, request)
     pipe.execute()
-    assert jobs.sweep_outbox(r, grace_s=60) == 0, "a fresh alert is left to the pager workers' intake"
-    assert jobs.sweep_outbox(r, grace_s=0) == 1
+    assert jobs.sweep_outbox(r, ctx.branches, grace_s=60) == 0, "a fresh alert is left to the pager workers' intake"
+    assert jobs.sweep_outbox(r, ctx.branches, grace_s=0) == 1
     found = pages.list_pages(r, BRANCH, "open")
     assert [(p.kind, p.priority, p.details["alert_id"]) for p in found] == [
         ("distress", "urgent", request.alert_id)]
-    assert jobs.sweep_outbox(r, grace_s=0) == 0
+    assert jobs.sweep_outbox(r, ctx.branches, grace_s=0) == 0
 
 
 def test_page_reaches_terminal_through_the_workers(r, branch):
@@ -59,7 +59,7 @@ def test_page_reaches_terminal_through_the_workers(r, branch):
 def test_acknowledge_is_first_come_and_audited(r, branch):
     request = _request(branch)
     alerts.raise_alert(r, request)
-    page_id = jobs.deliver(r, request)
+    page_id = jobs.deliver(r, branch, request)
     lobby, deputy = branch.manager("lobby-manager"), branch.manager("deputy")
     taken = pages.acknowledge(r, branch, page_id, lobby)
     assert taken.acknowledged_by == "lobby-manager"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from services.common import counters, tickets
-from services.common.errors import Conflict, Unprocessable
-from services.counter.desk import Desk
+from services.domain import counters, tickets
+from services.domain.desk import Desk
+from services.domain.errors import Conflict, Unprocessable
 from services.kiosk import screen
-from tests.conftest import BLEND, BRANCH
+from tests.conftest import BLEND, BRANCH, issue
 
 
 def _issue(r, branch, category: str, n: int) -> list[str]:
-    return [tickets.issue(r, branch, branch.category(category)) for _ in range(n)]
+    return [issue(r, branch, branch.category(category)) for _ in range(n)]
 
 
 def _numbers(desk: Desk, n: int) -> list[str | None]:
@@ -164,24 +164,32 @@ def test_closing_needs_the_current_ticket_done_and_the_vip_counter_redirects(r, 
 
 
 def test_estimates_follow_the_days_actual_service_times(r, branch, fake_clock):
-    _issue(r, branch, "personal", 6)
+    _issue(r, branch, "personal", 9)
     desk = Desk(r, branch, "1")
     desk.call_next()
     for _ in range(3):  # three customers served in 10 minutes each
         fake_clock.advance(600)
         desk.call_next()
     desk.finish("no_show")  # a no-show says nothing about service time
+    for other in ("2", "3"):
+        Desk(r, branch, other).call_next()  # A005, A006
+    desk.call_next()  # A007: every counter calling personal customers is busy
     # The average counts the configured 4 minutes as PRIOR_SAMPLES services more.
     average = (3 * 600 + tickets.PRIOR_SAMPLES * 240) / (3 + tickets.PRIOR_SAMPLES)
     reader = tickets.TicketReader(r, branch)
     assert reader.service_s("personal") == average
-    assert reader.get("A006").estimated_wait_s == -(-2 * average // 3)  # position 2, three counters
+    assert reader.get("A009").estimated_wait_s == -(-2 * average // 3)  # position 2, three busy counters
     assert reader.service_s("vip") == 6 * 60, "no VIP served yet: the configured time"
+    Desk(r, branch, "2").finish("no_show")
+    freed = tickets.TicketReader(r, branch)
+    assert freed.get("A008").estimated_wait_s == 0, "a counter is free for the first in line: next up"
+    assert freed.get("A009").estimated_wait_s == -(-2 * average // 3), "the second still waits its turn"
+    assert freed.estimate("vip", 1) == 0, "the VIP counter is idle: a VIP customer is next up, not minutes away"
 
 
 def test_numbers_restart_each_day_and_yesterdays_waiting_tickets_expire(r, branch, fake_clock):
     fake_clock.advance(8 * 3600)  # 17:00
-    yesterday = tickets.lines(r, branch).day
+    yesterday = tickets.TicketReader(r, branch).lines.day
     _issue(r, branch, "personal", 3)
     desk = Desk(r, branch, "1")
     assert desk.call_next().number == "A001"

@@ -10,11 +10,12 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from services.common import clock, counters, keys, tickets
-from services.common.errors import Conflict, Unprocessable
-from services.common.lines import Lane, Lines
-from services.counter.desk import Desk
-from tests.conftest import BLEND, today_at_nine
+from services.domain import clock, counters, keys, tickets
+from services.domain.desk import Desk
+from services.domain.errors import Conflict, Unprocessable
+from services.domain.lines import Lane, Lines
+from services.domain.scripts import run
+from tests.conftest import BLEND, issue, today_at_nine
 
 # The counters whose routing mixes lines: the VIP counter, counter 1 (VIP and personal, weighted 2:1),
 # counter 3 (personal, and VIP while the VIP counter pauses); counter 4 only takes transfers here.
@@ -40,7 +41,7 @@ def test_random_days_keep_every_promise_of_the_lines(r, blend_branch, fake_clock
             self.issued: set[str] = set()
 
         def lines(self) -> Lines:
-            return tickets.lines(r, branch)
+            return tickets.TicketReader(r, branch).lines
 
         @initialize(arrivals=st.lists(st.tuples(st.sampled_from(CATEGORIES[:2]), st.integers(0, 5 * 60)),
                                       min_size=3, max_size=25))
@@ -52,7 +53,7 @@ def test_random_days_keep_every_promise_of_the_lines(r, blend_branch, fake_clock
         @rule(category=st.sampled_from(CATEGORIES), count=st.integers(1, 4))
         def issue(self, category: str, count: int) -> None:
             for _ in range(count):
-                self.issued.add(tickets.issue(r, branch, branch.category(category)))
+                self.issued.add(issue(r, branch, branch.category(category)))
 
         @rule(seconds=st.integers(0, 15 * 60))  # 40 steps stay within one business day
         def time_passes(self, seconds: int) -> None:
@@ -74,7 +75,10 @@ def test_random_days_keep_every_promise_of_the_lines(r, blend_branch, fake_clock
         def _allowed_next(self, counter: str) -> set[str | None]:
             """Return what the routing rules allow this counter to call next (several only for weights)."""
             day_lines = self.lines()
-            lanes = counters.routing(branch, counter, counters.redirects(r, branch), day_lines)
+            targets = counters.redirect_targets(branch, counters.load_all(r, branch), counters.redirects(r, branch))
+            assert all(counters.load(r, branch, t).status == counters.OPEN for t in targets.values() if t), \
+                "a redirect never sends customers to a counter that is not open"
+            lanes = counters.routing(branch, counter, targets, day_lines)
             heads = []
             for lane in lanes:
                 head = r.zrange(lane.key, 0, 0, withscores=True)
@@ -82,7 +86,7 @@ def test_random_days_keep_every_promise_of_the_lines(r, blend_branch, fake_clock
                     heads.append((lane, head[0][0], head[0][1]))
             if not heads:
                 return {None}
-            now_ms = clock.now_ms()
+            now_ms = clock.SYSTEM.now_ms()
             overdue = [(score, number) for lane, number, score in heads
                        if lane.wait_limit_ms and now_ms - score >= lane.wait_limit_ms]
             if overdue:
@@ -176,7 +180,8 @@ def test_weights_hold_over_long_runs(r, weights, rounds):
     total = sum(weights)
     for i, (name, weight) in enumerate(zip(names, weights, strict=True)):
         for _ in range(weight * rounds + 1):
-            lines.add(name, "ABCD"[i], "2026-11-28T09:00:00+08:00", 1_000)
+            run(r, lambda pipe, name=name, i=i: lines.queue_add(pipe, name, "ABCD"[i], "2026-11-28T09:00:00+08:00",
+                                                               1_000))
     lanes = [Lane(name=n, key=lines.key(n), weight=w) for n, w in zip(names, weights, strict=True)]
     taken = dict.fromkeys(names, 0)
     for t in range(1, total * rounds + 1):

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import requests
 
-from tests.conftest import BRANCH, stack_logs
+from tests.conftest import BRANCH, bearer, stack_logs
 
 API = f"/api/v1/branches/{BRANCH}"
 
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def take(live, category: str) -> dict:

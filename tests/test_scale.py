@@ -19,10 +19,14 @@ import redis
 import requests
 from rq import Worker
 
-from services.common import auth, contracts, keys
-from services.common.config import DEMO_CONFIG
-from services.common.redis_server import RedisServer, free_port
-from services.stack import Stack
+from services.domain import keys
+from services.domain.branch import DEMO_CONFIG
+from services.domain.contracts import PAGE_REQUESTS
+from services.ops.redis_server import RedisServer, free_port
+from services.ops.stack import Stack
+from services.runtime import consumer
+from services.runtime.worker import running
+from services.web import auth
 from tests.sse import SSEClient, eventually
 
 EAST, WEST = "east", "west"
@@ -101,10 +105,13 @@ def test_rule_1_runs_on_a_branch_of_each_redis_at_once_and_each_keeps_its_own(sp
         on_here = shard_clients[here]
         assert list(on_here.scan_iter(f"{keys.branch(other)}*")) == [], f"{here}'s Redis holds no {other} key"
         assert list(on_here.scan_iter(f"{keys.branch(here)}:page:*")), f"{here}'s pages are on its own Redis"
-    # Each Redis's own workers did that branch's jobs.
+    # Each Redis's own workers did that branch's work: its kiosk worker its jobs, its five workers alive there.
     for branch in (EAST, WEST):
-        done = {w.name: w.successful_job_count for w in Worker.all(connection=redis.Redis.from_url(shards[branch].url))}
-        assert sum(done.values()) > 0 and len(done) == 5, (branch, done)
+        on_shard = redis.Redis.from_url(shards[branch].url, decode_responses=True)
+        done = {w.name: w.successful_job_count for w in Worker.all(connection=on_shard)}
+        assert sum(done.values()) > 0, (branch, done)
+        eventually(lambda on_shard=on_shard: Counter(w["service"] for w in running(on_shard)) == {
+            "kiosk": 1, "counter": 1, "pager": 3})
 
 
 def test_three_pager_workers_turn_1000_alerts_into_exactly_one_page_each(split_stack, shards, shard_clients):
@@ -143,24 +150,22 @@ def test_three_pager_workers_turn_1000_alerts_into_exactly_one_page_each(split_s
     # Pages come by the page-request stream: each alert was made into its page (created, or folded into the
     # counter's open page) once, and logged so, by the consumer that took its entry or by a sweeper; and each of
     # the three pager workers' consumers took a share.
-    everyone = Worker.all(connection=redis.Redis.from_url(shards[EAST].url))
-    pager_workers = [w.name for w in everyone if "pager" in w.queue_names()]
+    pager_workers = [w["name"] for w in running(r) if w["service"] == "pager"]
     assert len(pager_workers) == 3
 
     def logged() -> dict[str, str | None]:
         found = _deliveries(split_stack, set(accepted))
         return found if len(found) == len(accepted) else {}
 
-    eventually(lambda: contracts.page_request_backlog(r)["pending"] == 0)
+    eventually(lambda: consumer.backlog(r, PAGE_REQUESTS)["pending"] == 0)
     made = eventually(logged)  # a worker logs a page just after its MULTI: give the last line a moment
     assert sorted(made) == sorted(accepted), "every alert's page was written once"
-    by_consumer = Counter(consumer for consumer in made.values() if consumer)
+    by_consumer = Counter(who for who in made.values() if who)
     assert len(by_consumer) == 3 and all(n > 0 for n in by_consumer.values()), \
         f"all three took page requests: {by_consumer}, by sweepers: {sum(1 for c in made.values() if not c)}"
-    assert all(any(w.startswith(f"{consumer}-") for w in pager_workers) for consumer in by_consumer), \
-        "each consumer is one of the pager workers (named by host and pid, as the worker is)"
-    backlog = contracts.page_request_backlog(r)
-    assert (backlog["lag"], backlog["pending"]) == (0, 0), "every entry read and acknowledged"
+    assert set(by_consumer) <= set(pager_workers), "each consumer is one of the pager workers (by host and pid)"
+    backlog = consumer.backlog(r, PAGE_REQUESTS)
+    assert (backlog["length"], backlog["pending"]) == (0, 0), "every entry read, done and deleted"
 
 
 def _deliveries(stack: Stack, alerts: set[str]) -> dict[str, str | None]:

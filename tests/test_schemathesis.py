@@ -23,12 +23,13 @@ SEEN: dict[str, Counter] = {s: Counter() for s in SERVICES}
 
 
 @pytest.fixture(scope="module")
-def tokens(stack, redis_server):
+def tokens(stack, stack_redis):
+    """Tokens the stack accepts: issued on the stack's Redis."""
     import redis
 
-    from services.common import auth
+    from services.web import auth
 
-    r = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    r = redis.Redis.from_url(stack_redis.url, decode_responses=True)
     return {"counter": auth.issue(r, BRANCH, auth.COUNTER, "vip"),
             "pager": auth.issue(r, BRANCH, auth.DEVICE, "lobby-manager")}
 
@@ -71,8 +72,10 @@ def test_generated_requests_get_no_5xx_and_match_the_schema(stack, tokens, servi
 
         fuzz()
 
-
-def test_zz_record_what_came_back():
-    """Keep how many generated requests each service answered, and with what, for RELIABILITY.md."""
+    # The generated requests reached the handlers: most passed the token (negative mode mangles some), and
+    # some were done.
+    seen = SEEN[service]
+    assert seen[401] < sum(seen.values()) / 2, seen
+    assert sum(n for status, n in seen.items() if 200 <= status < 300) > 0, seen
     record_reliability("schemathesis", {s: {"requests": sum(c.values()), "statuses": dict(sorted(c.items()))}
-                                        for s, c in SEEN.items()})
+                                        for s, c in SEEN.items() if c})

@@ -8,8 +8,8 @@ import pytest
 import redis
 import requests
 
-from services.common import auth
-from tests.conftest import BLEND, BRANCH, QUICK, settle
+from services.web import auth
+from tests.conftest import BLEND, BRANCH, QUICK, settle, state
 from tests.sse import eventually
 
 API = f"/api/v1/branches/{BRANCH}"
@@ -37,7 +37,7 @@ def _protected_routes(apps) -> list[tuple[str, str, str]]:
     return routes
 
 
-def test_every_protected_route_refuses_the_wrong_caller(apps, clients, token, r):
+def test_every_protected_route_refuses_the_wrong_caller(apps, token, r):
     routes = _protected_routes(apps)
     assert len(routes) >= 17, "every counter and pager route is covered"
     right = {"counter": token("counter", "vip"), "pager": token("device", "lobby-manager")}
@@ -54,17 +54,18 @@ def test_every_protected_route_refuses_the_wrong_caller(apps, clients, token, r)
         ("revoked", revoked, 401),
     ]
     for service, method, path in routes:
-        client = clients[service]
+        # A client of its own for every request: no cookie from one (the report's reading session) helps another.
+        client = apps[service].test_client
         cases = [*callers, ("wrong kind", wrong_kind[service], 403), ("other branch", other_branch[service], 403)]
         if service == "counter":
             cases.append(("other counter", other_counter, 403))
         for name, tok, status in cases:
             headers = {"Authorization": f"Bearer {tok}"} if tok else {}
-            response = client.open(path, method=method, headers=headers, json={} if method == "POST" else None)
+            response = client().open(path, method=method, headers=headers, json={} if method == "POST" else None)
             assert response.status_code == status, (name, method, path, response.json)
             assert response.json["error"]["code"]
         # The right token gets past the door (whatever the route then says of an empty body).
-        response = client.open(path, method=method, headers={"Authorization": f"Bearer {right[service]}"},
+        response = client().open(path, method=method, headers={"Authorization": f"Bearer {right[service]}"},
                                json={} if method == "POST" else None, buffered=not path.endswith("/events"))
         assert response.status_code not in (401, 403), (method, path, response.status_code)
         response.close()
@@ -112,8 +113,6 @@ def test_alert_buttons_are_limited_but_a_distress_call_never_is(clients, token, 
 
 @pytest.mark.parametrize("attack", ["form", "text", "foreign origin", "opaque origin", "cross-site fetch"])
 def test_no_state_change_from_another_site(clients, token, r, attack):
-    from tests.test_bad_input import state
-
     vip = {"Authorization": f"Bearer {token('counter', 'vip')}"}
     targets = [("kiosk", f"{API}/tickets", {}, {"category": "vip"}),
                ("counter", f"{API}/counters/vip/pause", vip, {"reason": "review", "expected_minutes": 5}),

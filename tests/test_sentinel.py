@@ -18,10 +18,11 @@ import redis
 import requests
 from redis.sentinel import Sentinel
 
-from services.common import auth, keys
-from services.common.config import DEMO_CONFIG
-from services.common.redis_server import RedisServer, binary, free_port
-from services.stack import Stack
+from services.domain import keys
+from services.domain.branch import DEMO_CONFIG
+from services.ops.redis_server import RedisServer, binary, free_port
+from services.ops.stack import Stack
+from services.web import auth
 from tests.conftest import record_reliability
 from tests.sse import SSEClient, eventually
 

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from services.common.redis_server import free_port
+from services.ops.redis_server import free_port
 from tests.conftest import BRANCH, settle
 
 API = f"/api/v1/branches/{BRANCH}"

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from services.common import clock, keys, tickets
-from services.counter import watch
-from services.counter.desk import Desk
-from services.pager import pages
-from tests.conftest import BRANCH, run_jobs
+from services.domain import clock, keys, pages, watch
+from services.domain.desk import Desk
+from tests.conftest import BRANCH, issue, run_jobs
 
 
 def test_a_pause_that_outlasts_its_minutes_pages_once(r, branch):
@@ -19,7 +17,7 @@ def test_a_pause_that_outlasts_its_minutes_pages_once(r, branch):
     # Twenty minutes later (the pause's deadline moved into the past):
     state_key = keys.counter(BRANCH, "vip")
     pause = json.loads(r.hget(state_key, "pause"))
-    pause["until"] = clock.local_iso(branch, clock.now() - timedelta(minutes=5))
+    pause["until"] = clock.local_iso(branch, clock.SYSTEM.now() - timedelta(minutes=5))
     r.hset(state_key, "pause", json.dumps(pause))
     # The running stack's counter worker may be the one to notice first: either way, exactly one page.
     assert watch.pause_overruns(r, branch) in (0, 1)
@@ -31,9 +29,9 @@ def test_a_pause_that_outlasts_its_minutes_pages_once(r, branch):
 
 
 def test_a_vip_ticket_waiting_past_the_threshold_pages_once(r, branch):
-    fresh, old = (tickets.issue(r, branch, branch.category("vip")) for _ in range(2))
-    line = keys.line(BRANCH, clock.business_day(branch), "vip")
-    r.zadd(line, {fresh: clock.now_ms() - 9 * 60_000, old: clock.now_ms() - 11 * 60_000})
+    fresh, old = (issue(r, branch, branch.category("vip")) for _ in range(2))
+    line = keys.line(BRANCH, clock.business_day(branch, clock.SYSTEM.now()), "vip")
+    r.zadd(line, {fresh: clock.SYSTEM.now_ms() - 9 * 60_000, old: clock.SYSTEM.now_ms() - 11 * 60_000})
     assert watch.vip_waits(r, branch) in (0, 1)
     assert watch.vip_waits(r, branch) == 0, "once per ticket"
     run_jobs(r)

@@ -6,10 +6,10 @@ from typing import Any
 
 from flask_openapi3 import OpenAPI
 
-from services.common import pages as common_pages
-from services.common.web import create_service_app
 from services.counter.api import api
-from services.counter.pages import bp as pages
+from services.counter.views import bp as pages
+from services.web import views as common_pages
+from services.web.app import create_service_app
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:

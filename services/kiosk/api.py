@@ -1,4 +1,5 @@
-"""Kiosk HTTP API: take a ticket, read a ticket, read and follow the lobby screen. Public."""
+"""Kiosk HTTP API: take a ticket, read a ticket, read and follow the lobby screen (public), and the heartbeat of a
+supervised screen (a screen token)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import Field
 
-from services.common import keys, ratelimits, streams, tickets
-from services.common.config import ID_PATTERN
-from services.common.errors import COMMON_RESPONSES, ErrorBody, NotFound, Unprocessable
-from services.common.idempotency import idempotent
-from services.common.lines import RateLimited
-from services.common.paths import BranchPath, Strict, TicketPath
-from services.common.schemas import Screen, TicketEnvelope
-from services.common.web import branch_or_404, client_ip, redis_client, stream_client
+from services.domain import keys, limits, presence, tickets
+from services.domain.branch import ID_PATTERN, Branch
+from services.domain.branch import Screen as BranchScreen
+from services.domain.clock import SYSTEM
+from services.domain.errors import Forbidden, NotFound, Unprocessable
+from services.domain.limits import RateLimited
+from services.domain.schemas import Screen, TicketEnvelope
 from services.kiosk import screen
+from services.web import auth, sse
+from services.web.app import branch_or_404, client_ip, redis_client, stream_client
+from services.web.errors import COMMON_RESPONSES, ErrorBody, refused
+from services.web.idempotency import current_once, idempotent
+from services.web.requests import BranchPath, Strict, TicketPath
 
 api = APIBlueprint("kiosk_api", __name__, url_prefix="/api/v1/branches/<branch>",
                    abp_tags=[Tag(name="kiosk", description="tickets and the lobby screen")],
@@ -43,13 +48,11 @@ def take_ticket(path: BranchPath, body: TicketRequest) -> tuple[dict[str, Any], 
         raise Unprocessable(f"unknown category {body.category!r}; this branch has "
                             f"{', '.join(c.id for c in branch.categories)}", code="unknown_category")
     now_s = time.time()
-    allowances = ratelimits.ticket_allowances(branch, client_ip(), now_s)
+    allowances = limits.ticket_allowances(branch, client_ip(), now_s)
     try:
-        ticket = tickets.take(redis_client(), branch, category, allowances)
+        ticket = tickets.take(redis_client(), branch, category, allowances, current_once())
     except RateLimited as exc:
-        used_up = allowances[exc.index]
-        raise ratelimits.TooManyRequests(f"{used_up.limit} tickets per {used_up.window_s} s from one kiosk",
-                                         ratelimits.retry_after_s(used_up, now_s)) from None
+        raise refused(allowances[exc.index], "tickets from one kiosk", now_s) from None
     # The lobby screen's waiting counts are redrawn off the request, once for a burst (kiosk worker).
     return {"ticket": ticket.model_dump(mode="json")}, 201
 
@@ -73,10 +76,41 @@ def get_screen(path: BranchPath) -> dict[str, Any]:
                                                              "waiting, screen",
                                               "content": {"text/event-stream": {}}}})
 def screen_events(path: BranchPath) -> Any:
-    """Follow the lobby screen; a fresh connection starts with a `screen` snapshot."""
+    """Follow the lobby screen; a fresh connection starts with a `screen` snapshot.
+
+    With a screen token (?token=), the stream says that screen is connected: it is supervised, and ends with
+    `revoked` when the token is revoked. Without one, or with one not valid here, the screen is served the same,
+    unsupervised.
+    """
     branch = branch_or_404(path.branch)
     r = redis_client()
-    return streams.sse_response(
+    enrolled = _enrolled_screen(branch, auth.presented_token(allow_query=True))
+    return sse.sse_response(
         stream_client(), keys.stream(branch.id, keys.SCREEN),
         snapshot=lambda: (screen.SCREEN, screen.snapshot(r, branch).model_dump(mode="json")),
+        token_key=keys.token(branch.id, enrolled[0].token_id) if enrolled else None,
+        endpoint=(branch, presence.endpoint(enrolled[1].kind, enrolled[1].id)) if enrolled else None,
     )
+
+
+def _enrolled_screen(branch: Branch, token: str | None) -> tuple[auth.Principal, BranchScreen] | None:
+    """Return the screen a token enrols in this branch, or None."""
+    principal = auth.verify(redis_client(), token) if token else None
+    if principal is None or principal.branch != branch.id or principal.kind != auth.SCREEN:
+        return None
+    found = branch.screen(principal.subject)
+    return (principal, found) if found else None
+
+
+@api.post("/screens/heartbeat", responses={204: None, 401: ErrorBody, 403: ErrorBody},
+          security=[{"bearer": []}])
+def screen_heartbeat(path: BranchPath) -> tuple[str, int]:
+    """Say a supervised screen's page is running (every `supervision.heartbeat_s`), with its screen token: with its
+    stream open, the screen is live; offline for `supervision.offline_after_s`, it pages the manager."""
+    branch = branch_or_404(path.branch)
+    principal = auth.authenticate(redis_client(), branch.id, auth.SCREEN)
+    found = branch.screen(principal.subject)
+    if found is None:
+        raise Forbidden("this token's screen is not in this branch's config", code="unknown_screen")
+    presence.heard(redis_client(), branch, presence.endpoint(found.kind, found.id), SYSTEM.now_ms())
+    return "", 204

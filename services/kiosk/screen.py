@@ -10,10 +10,10 @@ from typing import Any
 
 import redis
 
-from services.common import keys, streams
-from services.common.config import Branch
-from services.common.schemas import Notice, NowServing, Screen, Waiting
-from services.common.tickets import TicketReader
+from services.domain import feeds, keys
+from services.domain.branch import Branch
+from services.domain.schemas import Notice, NowServing, Screen, Waiting
+from services.domain.tickets import TicketReader
 
 NOW_SERVING = 6
 TICKET_CALLED, WAITING, NOTICE, SCREEN = "ticket_called", "waiting", "notice", "screen"
@@ -30,8 +30,8 @@ def waiting(reader: TicketReader) -> dict[str, Waiting]:
 
 def notices(reader: TicketReader) -> list[Notice]:
     return [
-        Notice(kind="vip_redirect", window=rule.window, category=cat, tickets=reader.lines.waiting(cat),
-               reason=rule.reason)
+        Notice(kind="vip_redirect", window=reader.window_of(reader.targets.get(cat)), category=cat,
+               tickets=reader.lines.waiting(cat), reason=rule.reason)
         for cat, rule in sorted(reader.rules.items())
     ]
 
@@ -50,14 +50,13 @@ def publish(r: redis.Redis, branch: Branch, *, called: dict[str, Any] | None = N
             notice: bool = False) -> None:
     """Append what changed to the screen stream: the call, waiting counts, notices when asked or in force."""
     reader = TicketReader(r, branch)
-    stream = keys.stream(branch.id, keys.SCREEN)
     current = notices(reader)
     pipe = r.pipeline(transaction=False)
     if called is not None:
-        streams.append(pipe, stream, TICKET_CALLED, called)
-    streams.append(pipe, stream, WAITING, {"waiting": _dump(waiting(reader))})
+        feeds.append(pipe, branch, keys.SCREEN, TICKET_CALLED, called)
+    feeds.append(pipe, branch, keys.SCREEN, WAITING, {"waiting": _dump(waiting(reader))})
     if notice or current:
-        streams.append(pipe, stream, NOTICE, {"notices": [n.model_dump() for n in current]})
+        feeds.append(pipe, branch, keys.SCREEN, NOTICE, {"notices": [n.model_dump() for n in current]})
     pipe.execute()
 
 

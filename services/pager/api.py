@@ -6,16 +6,18 @@ from typing import Any, Literal
 
 from flask import g, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-from services.common import auth, keys, streams
-from services.common.config import Manager
-from services.common.errors import COMMON_RESPONSES, ErrorBody, Forbidden
-from services.common.idempotency import idempotent
-from services.common.paths import BranchPath, PagePath, Strict
-from services.common.schemas import PageEnvelope, PageList
-from services.common.web import branch_or_404, redis_client, stream_client
-from services.pager import pages
+from services.domain import contracts, floor, keys, pages, presence
+from services.domain.branch import Manager
+from services.domain.clock import SYSTEM
+from services.domain.errors import Forbidden
+from services.domain.schemas import DeviceEnvelope, Floor, PageEnvelope, PageList
+from services.web import auth, sse
+from services.web.app import branch_or_404, redis_client, stream_client
+from services.web.errors import COMMON_RESPONSES, ErrorBody
+from services.web.idempotency import current_once, idempotent
+from services.web.requests import BranchPath, Note, PagePath, Strict
 
 api = APIBlueprint(
     "pager_api", __name__, url_prefix="/api/v1/branches/<branch>/pages",
@@ -29,11 +31,22 @@ class PageQuery(BaseModel):
 
 
 class ResolveRequest(Strict):
-    note: str | None = Field(default=None, max_length=500)
+    note: Note | None = None
 
 
 class ReplyRequest(Strict):
-    message: str = Field(min_length=1, max_length=500)
+    """Free text, or one of the discreet replies (the only answer a distress call's terminal gets)."""
+
+    message: Note | None = Field(default=None, examples=["可以办理，按流程走"])
+    preset: Literal[tuple(contracts.REPLY_PRESETS)] | None = Field(  # type: ignore[valid-type]
+        default=None, description="a discreet reply: " + ", ".join(
+            f"{k} ({zh} · {en})" for k, (zh, en) in contracts.REPLY_PRESETS.items()))
+
+    @model_validator(mode="after")
+    def _one(self) -> ReplyRequest:
+        if (self.message is None) == (self.preset is None):
+            raise ValueError("give exactly one of message or preset")
+        return self
 
 
 @api.before_request
@@ -70,7 +83,9 @@ def list_pages(path: BranchPath, query: PageQuery) -> dict[str, Any]:
                                      "content": {"text/event-stream": {}}}})
 def events(path: BranchPath) -> Any:
     """Follow the branch's pages; reconnect with Last-Event-ID (or ?since=) to miss nothing."""
-    return streams.sse_response(stream_client(), keys.stream(path.branch, keys.DEVICE))
+    return sse.sse_response(stream_client(), keys.stream(path.branch, keys.DEVICE),
+                            token_key=keys.token(path.branch, g.principal.token_id),
+                            endpoint=(branch_or_404(path.branch), presence.endpoint(presence.DEVICE, _manager().id)))
 
 
 @api.get("/<page_id>", responses={200: PageEnvelope})
@@ -83,7 +98,8 @@ def get_page(path: PagePath) -> dict[str, Any]:
 @idempotent(_caller)
 def acknowledge(path: PagePath) -> dict[str, Any]:
     """Acknowledge: this manager is coming; repeats and escalation stop."""
-    return _page(pages.acknowledge(redis_client(), branch_or_404(path.branch), path.page_id, _manager()))
+    return _page(pages.acknowledge(redis_client(), branch_or_404(path.branch), path.page_id, _manager(),
+                                    current_once()))
 
 
 @api.post("/<page_id>/resolve", responses={200: PageEnvelope})
@@ -91,12 +107,70 @@ def acknowledge(path: PagePath) -> dict[str, Any]:
 def resolve(path: PagePath, body: ResolveRequest) -> dict[str, Any]:
     """Close the page, with an optional note."""
     return _page(pages.resolve(redis_client(), branch_or_404(path.branch), path.page_id, _manager(),
-                               body.note))
+                                body.note, current_once()))
 
 
 @api.post("/<page_id>/reply", responses={200: PageEnvelope, 409: ErrorBody})
 @idempotent(_caller)
 def reply(path: PagePath, body: ReplyRequest) -> dict[str, Any]:
-    """Answer the counter; the message appears on its terminal."""
+    """Answer the counter; the answer appears on its terminal. A distress page takes only a discreet preset."""
     return _page(pages.reply(redis_client(), branch_or_404(path.branch), path.page_id, _manager(),
-                             body.message))
+                              body.message, body.preset, current_once()))
+
+
+device_api = APIBlueprint(
+    "device_api", __name__, url_prefix="/api/v1/branches/<branch>/device",
+    abp_tags=[Tag(name="pager")], abp_security=[{"bearer": []}],
+    abp_responses={**COMMON_RESPONSES, "401": ErrorBody, "403": ErrorBody, "404": ErrorBody},
+)
+device_api.before_request(_authorize)
+
+
+@device_api.get("", responses={200: DeviceEnvelope})
+def whoami(path: BranchPath) -> dict[str, Any]:
+    """Say whose device this is, and where its manager stands in the branch's escalation order."""
+    branch = branch_or_404(path.branch)
+    manager = _manager()
+    rank = [m.id for m in branch.managers].index(manager.id)
+    return {"device": {"manager": {"id": manager.id, "name": manager.name, "name_en": manager.name_en},
+                       "rank": rank}}
+
+
+@device_api.post("/heartbeat", responses={204: None})
+def heartbeat(path: BranchPath) -> tuple[str, int]:
+    """Say the device's page is running (every `supervision.heartbeat_s`): with its event stream open, the
+    device is live, and new pages go to its manager rather than past them."""
+    presence.heard(redis_client(), branch_or_404(path.branch), presence.endpoint(presence.DEVICE, _manager().id),
+                   SYSTEM.now_ms())
+    return "", 204
+
+
+floor_api = APIBlueprint(
+    "floor_api", __name__, url_prefix="/api/v1/branches/<branch>/floor",
+    abp_tags=[Tag(name="pager")], abp_security=[{"bearer": []}],
+    abp_responses={**COMMON_RESPONSES, "401": ErrorBody, "403": ErrorBody, "404": ErrorBody},
+)
+floor_api.before_request(_authorize)
+# How often the floor's stream looks again when nothing happened: pauses count down, services and waits grow,
+# and screens and terminals come and go without a stream entry.
+FLOOR_REFRESH_S = 5.0
+
+
+@floor_api.get("", responses={200: Floor})
+def read_floor(path: BranchPath) -> dict[str, Any]:
+    """Read the whole floor: every counter, line and redirect, and every screen, terminal and device."""
+    return floor.snapshot(redis_client(), branch_or_404(path.branch)).model_dump(mode="json")
+
+
+@floor_api.get("/events", responses={200: {"description": "Server-Sent Events: floor (the whole floor, as GET "
+                                                           "answers it), at once and whenever it changes",
+                                           "content": {"text/event-stream": {}}}})
+def floor_events(path: BranchPath) -> Any:
+    """Follow the floor: the whole of it at once, then again whenever it changed (a call, a pause, a ticket; and
+    every few seconds for what time alone changes). A reconnection gets it anew: there is nothing to replay."""
+    branch = branch_or_404(path.branch)
+    r = redis_client()
+    watched = [keys.stream(branch.id, keys.SCREEN)] + [keys.terminal_stream(branch.id, c.id) for c in branch.counters]
+    return sse.views_response(stream_client(), watched, "floor",
+                              lambda: floor.snapshot(r, branch).model_dump(mode="json"),
+                              token_key=keys.token(branch.id, g.principal.token_id), refresh_s=FLOOR_REFRESH_S)

@@ -12,15 +12,15 @@ import logging
 
 import redis
 
-from services.common import clock, keys
-from services.common.config import Branch, branches_on, settings
-from services.common.redis import get_redis
+from services.domain import keys
+from services.domain.branch import Branch
+from services.domain.clock import SYSTEM, Clock
 
 log = logging.getLogger("lobby.retention")
 BATCH = 500
 
 
-def sweep(r: redis.Redis, branch: Branch) -> int:
+def remove_old_pages(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM) -> int:
     """Remove the branch's pages created before its history window, with their alerts; return how many."""
     cutoff_ms = clock.now_ms() - branch.history_days * 86_400_000
     removed = 0
@@ -37,16 +37,10 @@ def sweep(r: redis.Redis, branch: Branch) -> int:
         pipe.zrem(keys.pages_active(branch.id), *old)
         if alert_ids:
             pipe.hdel(keys.page_for_alert(branch.id), *alert_ids)
+            pipe.hdel(keys.cleared(branch.id), *alert_ids)
             pipe.delete(*(keys.alert(branch.id, alert_id) for alert_id in alert_ids))
         if folds:
             pipe.hdel(keys.page_open_for(branch.id), *folds)
         pipe.execute()
         removed += len(old)
         log.info("removed %d pages of branch %s older than %d days", len(old), branch.id, branch.history_days)
-
-
-def sweep_all() -> None:
-    """Sweep every branch on this worker's Redis (the pager worker does this every minute)."""
-    r = get_redis()
-    for branch in branches_on(settings().redis_url):
-        sweep(r, branch)

@@ -48,7 +48,7 @@ TERMINAL = {"width": 1366, "height": 900}
 RECORDER = r"""
 (() => {
   const rec = window.__lobby = { spoken: [], audio: [], vibrate: [], notifications: [], printed: 0, events: [],
-                                 texts: [], order: [], dialogs: 0 };
+                                 texts: [], order: [], dialogs: 0, wakeLocks: [] };
   // Speech: record each utterance, and end it a moment later as a voice would.
   const synth = {
     speaking: false, pending: false, paused: false, onvoiceschanged: null,
@@ -84,6 +84,18 @@ RECORDER = r"""
     close() {}
   }
   window.Notification = Notice;
+  // What the page asks to keep the screen awake.
+  if (navigator.wakeLock) {
+    const request = navigator.wakeLock.request.bind(navigator.wakeLock);
+    navigator.wakeLock.request = (type) => { rec.wakeLocks.push(type); return request(type); };
+  }
+  // A notification shown through the service worker, as a phone's browser wants it, is recorded the same way.
+  if (window.ServiceWorkerRegistration) {
+    ServiceWorkerRegistration.prototype.showNotification = function (title, options) {
+      rec.notifications.push({ title, body: options && options.body, worker: true });
+      return Promise.resolve();
+    };
+  }
   window.print = () => { rec.printed += 1; };
   for (const name of ["alert", "confirm", "prompt"]) window[name] = () => { rec.dialogs += 1; };
   // Every Server-Sent Event the page handles.
@@ -127,10 +139,13 @@ class Browsing:
     dialogs: list[str] = field(default_factory=list)
 
     def open(self, url: str, viewport: dict[str, int], *, bypass_csp: bool = False, record: bool = True,
-             wait_live: bool = True, touch: bool = False, still: bool = False) -> Page:
+             wait_live: bool = True, touch: bool = False, still: bool = False, clock: bool = False) -> Page:
         """Open a page at a size; wait until it is live (its stream connected) unless told not to.
 
-        still: the browser asks for reduced motion, so no animation is caught halfway (axe reads colours)."""
+        still: the browser asks for reduced motion, so no animation is caught halfway (axe reads colours).
+        clock: the page's timers run on playwright's clock, which flows as time does until the test moves it
+        (`page.clock.run_for`): what a page would do later is seen at once, and what it must never do again is
+        proven over all its timers, not by waiting."""
         context = self.browser.new_context(viewport=viewport, device_scale_factor=1, locale="zh-CN",
                                            timezone_id="Asia/Shanghai", bypass_csp=bypass_csp, has_touch=touch,
                                            is_mobile=touch, reduced_motion="reduce" if still else "no-preference")
@@ -138,6 +153,8 @@ class Browsing:
         self.contexts.append(context)
         if record:
             context.add_init_script(RECORDER)
+        if clock:
+            context.clock.install()
         page = context.new_page()
         page.on("pageerror", lambda error: self.problems.append(f"{url}: uncaught {error}"))
         page.on("console", lambda message: self._console(url, message.type, message.text))
@@ -228,6 +245,25 @@ def list_pages(live: Any, token: str, status: str = "open") -> list[dict[str, An
                             headers={"Authorization": f"Bearer {token}"}, timeout=5)
     assert response.ok, response.text
     return response.json()["pages"]
+
+
+def widths(page: Page) -> dict[str, int]:
+    """The document's scrolling width and the viewport's: more of the first is a page that scrolls sideways."""
+    return page.evaluate("() => ({scroll: document.documentElement.scrollWidth, "
+                         "client: document.documentElement.clientWidth, inner: window.innerWidth})")
+
+
+def assert_fits(page: Page, viewport: dict[str, int]) -> None:
+    """Fail, naming what sticks out, when the page scrolls sideways at this viewport."""
+    page.evaluate("() => document.fonts.ready.then(() => true)")  # measured in the fonts it shows
+    seen = widths(page)
+    if seen["scroll"] <= seen["client"] <= viewport["width"]:
+        return
+    beyond = page.evaluate("""(width) => Array.from(document.querySelectorAll('body *'))
+        .filter((e) => e.getBoundingClientRect().right > width)
+        .slice(0, 8).map((e) => `${e.tagName}#${e.id}.${e.className} ${e.getBoundingClientRect().right}`)""",
+                           viewport["width"])
+    raise AssertionError(f"the page scrolls sideways: {seen}; past the edge: {beyond}")
 
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:

@@ -69,7 +69,7 @@ def test_no_serious_or_critical_violations_on_any_page(live, browse, urls, token
 
     device = open_page(urls.device(manager), PHONE, touch=True)
     expect(device.locator(".pg")).to_have_count(3)
-    device.locator('.pg[data-kind="distress"] .pg-reply-toggle').click()
+    device.locator('.pg[data-kind="ask_supervisor"] .pg-reply-toggle').click()
     check("device", device)
     check("device enrolment", open_page(urls.device(), PHONE, wait_live=False))
 

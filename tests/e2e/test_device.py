@@ -10,7 +10,7 @@ import time
 import redis
 from playwright.sync_api import expect
 
-from services.common import keys
+from services.domain import keys
 from tests.e2e.conftest import PHONE, TERMINAL, list_pages, post, recorded
 from tests.sse import eventually
 

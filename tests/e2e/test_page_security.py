@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import requests
 from playwright.sync_api import expect
 
-from services.cli import _print_demo
-from services.common.config import Settings
+from services.ops.cli import _print_demo
+from services.runtime.settings import Context, Settings
 from tests.e2e.conftest import KIOSK, PHONE, REPO, TERMINAL
 
 SERVICES = REPO / "services"
@@ -26,9 +26,9 @@ def test_pages_and_assets_send_the_security_headers(live, urls, token):
         f"{urls.counter}/branches/zhongnan/counters/9/terminal",
     ]
     for service, path in (("kiosk", "kiosk/static"), ("counter", "counter/static"), ("pager", "pager/static"),
-                          ("kiosk", "common/static")):
+                          ("kiosk", "web/static")):
         base = getattr(urls, service)
-        name = "common" if path.startswith("common") else service
+        name = "common" if path.startswith("web") else service
         addresses += [f"{base}/assets/{name}/{p.name}" for p in (SERVICES / path).iterdir()]
     for address in addresses:
         response = requests.get(address, timeout=5)
@@ -62,7 +62,7 @@ def test_templates_and_assets_hold_no_inline_code_and_no_outside_address():
 
 
 def test_lobby_up_prints_page_addresses_with_working_tokens(live, browse, capsys):
-    _print_demo(live, Settings.from_env())
+    _print_demo(live, Context.of(Settings.from_env().model_copy(update={"redis_url": live.redis_url})))
     printed = capsys.readouterr().out
     kiosk = re.search(r"Kiosk \(touchscreen\):\s+(\S+)", printed).group(1)
     display = re.search(r"Lobby display:\s+(\S+)", printed).group(1)

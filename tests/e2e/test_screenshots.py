@@ -37,6 +37,7 @@ SHOTS = {
     "ticket.png": PHONE,
     "terminal.png": TERMINAL,
     "device.png": PHONE,
+    "device-floor.png": PHONE,
 }
 
 
@@ -117,6 +118,9 @@ def test_screenshots_of_every_page_at_its_real_size(live, browse, urls, token, t
     expect(device.locator(".pg").first).to_have_attribute("data-kind", "distress")
     expect(device.locator(".pg")).to_have_count(5)
     shots.append(shoot(device, folder, "device.png"))
+    device.locator("#tab-floor").click()
+    expect(device.locator('#floor-counters [data-counter="vip"]')).to_contain_text("暂停")
+    shots.append(shoot(device, folder, "device-floor.png"))
 
     for path in shots:
         assert png_size(path) == (SHOTS[path.name]["width"], SHOTS[path.name]["height"]), path

@@ -135,6 +135,7 @@ def test_transfer_close_and_open(live, browse, urls, token):
 
 def test_a_restarted_terminal_keeps_its_calls_and_learns_what_happened_meanwhile(live, browse, urls, token):
     manager = token("device", "lobby-manager")
+    browse.open(urls.device(manager), PHONE, touch=True)  # the lobby manager's phone is on: the call reaches it
     terminal = browse.open(urls.terminal("2", token("counter", "2")), TERMINAL)
     terminal.keyboard.press("F7")
     expect(terminal.locator(".al-item[data-kind='help'] .al-state")).to_contain_text("等待回应")

@@ -1,8 +1,10 @@
 /* The kiosk touchscreen: one large button per category; a ticket is shown, then printed.
  *
- * A double tap never issues two tickets: the buttons are disabled while a request is in flight, and every
- * request carries an Idempotency-Key that is kept until the ticket is shown, so a retry after a lost answer
- * gets the same ticket back.
+ * A double tap never issues two tickets: the buttons are disabled while a request is in flight, and each tap
+ * is one request with its own Idempotency-Key. When its answer is lost (no answer, the service unavailable,
+ * the same request still running) the kiosk sends that same request again for a while, so the customer gets
+ * the one ticket it made; then it says plainly that no ticket can be issued now, and the next tap is a new
+ * request.
  */
 (function () {
   "use strict";
@@ -11,14 +13,18 @@
   const branch = data.branch;
   const api = "/api/v1/branches/" + encodeURIComponent(branch.id);
   const RETURN_AFTER_MS = 20000;
+  // How long one tap keeps asking for its ticket before the customer is told to ask the lobby manager. An
+  // attempt whose answer was lost may hold its request for up to 10 s (services/web/idempotency.py).
+  const TAKE_WITHIN_MS = 20000;
 
   const TEXT = {
     zh: {
       choose: "请选择业务类型", choose_sub: "轻触下方按钮取号，请留意叫号屏幕和语音",
       take_ticket: "请取走您的号票", printing: "号票正在打印，也可扫码在手机上查看排队进度",
       done: "完成", auto_return: "页面将在 20 秒后自动返回", foot: "如需帮助，请联系大堂经理",
-      live: "实时", offline: "连接中断，正在重连", switch: "English", waiting: "人等候", issuing: "正在出票…",
-      busy: "取号的人较多，请稍候再试", failed: "暂时无法取号，请重试或联系大堂经理", vip: "贵宾",
+      live: "实时", offline: "连接中断，正在重连", switch: "English", waiting: "人等候", issuing: "正在出票，请稍候",
+      busy: "取号的人较多，请稍候再试", failed: "暂时无法取号，请联系大堂经理", vip: "贵宾",
+      refused: "暂时无法取号，请重试或联系大堂经理",
       info_title: "办理须知", info_id: "请携带本人有效身份证件", info_vip: "贵宾客户请准备贵宾卡或手机银行贵宾凭证",
       info_missed: "请留意叫号，过号需重新取号",
     },
@@ -26,9 +32,11 @@
       choose: "Choose a service", choose_sub: "Tap a button for your ticket, then watch the screen and listen",
       take_ticket: "Please take your ticket", printing: "Your ticket is printing. Scan the code to follow it on your phone",
       done: "Done", auto_return: "This screen returns in 20 seconds", foot: "Need help? Ask the lobby manager",
-      live: "Live", offline: "Connection lost, reconnecting", switch: "中文", waiting: "waiting", issuing: "Printing…",
+      live: "Live", offline: "Connection lost, reconnecting", switch: "中文", waiting: "waiting",
+      issuing: "Printing your ticket…",
       busy: "Many customers right now, please try again in a moment",
-      failed: "We could not issue a ticket; please try again or ask the lobby manager", vip: "VIP",
+      failed: "We cannot issue a ticket right now: please ask the lobby manager", vip: "VIP",
+      refused: "We could not issue a ticket; please try again or ask the lobby manager",
       info_title: "Before you go to the counter", info_id: "Have your own valid ID with you",
       info_vip: "VIP customers: have your VIP card or mobile banking VIP pass ready",
       info_missed: "Listen for your number: a missed number needs a new ticket",
@@ -39,7 +47,7 @@
   let waiting = {};
   let notices = [];
   let busy = false;
-  let pendingKey = null; // kept until a ticket is shown: a retry after a lost answer is the same request
+  let statusKey = null; // what the line under the buttons says (a TEXT key), in the language shown
   let returnTimer = null;
   const buttons = {};
 
@@ -84,6 +92,7 @@
       b.button.disabled = busy;
     });
     L.text(L.$("#today"), L.date(branch.timezone, lang));
+    L.text(status, statusKey ? t(statusKey) : "");
     renderNotices();
   }
 
@@ -93,10 +102,18 @@
     host.replaceChildren();
     redirects.forEach(function (n) {
       const c = branch.categories.find((x) => x.id === n.category) || { name: "贵宾", name_en: "VIP" };
-      const where = L.windowName(n.window);
-      host.append(L.el("p", { class: "kiosk-notice-line", text: lang === "zh"
-        ? c.name + "窗口暂不办理，" + c.name + "客户请取号后到 " + where.zh + "办理"
-        : "The " + c.name_en + " counter is not serving now: please take a ticket and go to " + where.en }));
+      let text;
+      if (n.window) {
+        const where = L.windowName(n.window);
+        text = lang === "zh" ? c.name + "窗口暂不办理，" + c.name + "客户请取号后到 " + where.zh + "办理"
+          : "The " + c.name_en + " counter is not serving now: please take a ticket and go to " + where.en;
+      } else {
+        // No open counter serves them: nowhere to send them, so nobody is sent anywhere.
+        text = lang === "zh" ? c.name + "窗口暂不办理，目前没有其他窗口可办理。" + c.name + "客户请取号，" + L.noCounter.zh
+          : "The " + c.name_en + " counter is not serving now and no other counter can serve you. Please take a " +
+            "ticket: " + L.noCounter.en.charAt(0).toLowerCase() + L.noCounter.en.slice(1);
+      }
+      host.append(L.el("p", { class: "kiosk-notice-line", text }));
     });
     host.hidden = redirects.length === 0;
   }
@@ -104,26 +121,25 @@
   async function take(category) {
     if (busy) return; // a second tap while the first is in flight does nothing
     busy = true;
-    pendingKey = pendingKey && pendingKey.category === category.id ? pendingKey : { category: category.id,
-                                                                                   key: L.newKey() };
-    L.text(status, t("issuing"));
-    status.className = "kiosk-status";
+    say("issuing", false);
     render();
-    const answer = await L.api(api + "/tickets", { method: "POST", body: { category: category.id },
-                                                   key: pendingKey.key });
+    // One tap, one request: every attempt carries the same key, so the service issues one ticket at most.
+    const answer = await L.apiRetrying(api + "/tickets", { method: "POST", body: { category: category.id },
+                                                            key: L.newKey() }, { within: TAKE_WITHIN_MS });
     busy = false;
     if (answer.ok && answer.data && answer.data.ticket) {
-      pendingKey = null;
-      L.text(status, "");
+      say(null, false);
       show(answer.data.ticket);
     } else {
-      L.text(status, answer.status === 429 ? t("busy") : t("failed"));
-      status.className = "kiosk-status is-error";
-      if (answer.status >= 400 && answer.status < 500 && answer.status !== 429 && answer.status !== 409) {
-        pendingKey = null; // refused outright: the next tap is a new request
-      }
+      say(answer.status === 429 ? "busy" : L.worthRetrying(answer) ? "failed" : "refused", true);
     }
     render();
+  }
+
+  function say(key, error) {
+    statusKey = key;
+    status.className = "kiosk-status" + (error ? " is-error" : "");
+    L.text(status, key ? t(key) : "");
   }
 
   function show(ticket) {
@@ -137,11 +153,17 @@
     L.text(L.$("#r-wait"), wait.zh + " · " + wait.en);
     L.text(L.$("#r-time"), L.time(ticket.issued_at, branch.timezone, true));
     const redirect = L.$("#r-redirect");
-    if (ticket.redirect && ticket.redirect.window) {
-      const where = L.windowName(ticket.redirect.window);
+    if (ticket.redirect) {
       const closed = ticket.redirect.reason === "counter_closed";
-      L.text(redirect, category.name + "窗口" + (closed ? "已关闭" : "暂停服务") + "，请到 " + where.zh + "办理 · " +
-        category.name_en + " counter " + (closed ? "closed" : "paused") + ": please go to " + where.en);
+      const state = category.name + "窗口" + (closed ? "已关闭" : "暂停服务");
+      const stateEn = category.name_en + " counter " + (closed ? "closed" : "paused");
+      if (ticket.redirect.window) {
+        const where = L.windowName(ticket.redirect.window);
+        L.text(redirect, state + "，请到 " + where.zh + "办理 · " + stateEn + ": please go to " + where.en);
+      } else {
+        L.text(redirect, state + "，暂无其他窗口可办理，" + L.noCounter.zh + " · " + stateEn +
+          ", no other counter open for you. " + L.noCounter.en);
+      }
       redirect.hidden = false;
     } else {
       redirect.hidden = true;
@@ -184,9 +206,10 @@
   L.clock(L.$("#clock"), branch.timezone);
   L.$("#lang").addEventListener("click", function () { lang = lang === "zh" ? "en" : "zh"; render(); });
   L.$("#done").addEventListener("click", back);
-  L.follow(api + "/screen/events", {
+  const supervised = L.superviseScreen("kiosk", branch.id, branch.heartbeat_s);
+  L.follow(api + "/screen/events" + supervised.query, {
     screen: function (snapshot) { waiting = snapshot.waiting || {}; notices = snapshot.notices || []; render(); },
     waiting: function (event) { waiting = event.waiting || {}; render(); },
     notice: function (event) { notices = event.notices || []; render(); },
-  }, { onState: setLive, resume: false });
+  }, { onState: setLive, resume: false, onRevoked: supervised.onRevoked });
 })();

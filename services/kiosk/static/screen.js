@@ -68,17 +68,29 @@
     host.replaceChildren();
     state.notices.filter((n) => n.kind === "vip_redirect").forEach(function (notice) {
       const c = categories[notice.category] || { name: "贵宾", name_en: "VIP" };
-      const where = L.windowName(notice.window);
       const tickets = L.el("ul", { class: "notice-tickets", "aria-label": "号码 Tickets" });
       (notice.tickets || []).forEach((n) => tickets.append(L.el("li", { class: "num", text: n })));
-      host.append(L.el("article", { class: "notice", role: "status", "data-kind": notice.kind },
-        L.el("div", { class: "notice-icon", "aria-hidden": "true", text: "➜" }),
+      // Paused or closed, the notice does not say which: "not serving now" is true of both.
+      let title, titleEn, empty;
+      if (notice.window) {
+        const where = L.windowName(notice.window);
+        title = c.name + "窗口暂不办理，" + c.name + "客户请到 " + where.zh;
+        titleEn = "The " + c.name_en + " counter is not serving now: " + c.name_en + " customers, please go to " + where.en;
+        empty = "新到客户请直接前往 " + where.zh;
+      } else {
+        // No open counter serves them now: nobody is sent anywhere.
+        title = c.name + "窗口暂不办理，暂无其他窗口可办理，" + L.noCounter.zh;
+        titleEn = "The " + c.name_en + " counter is not serving now and no other counter is open for " + c.name_en +
+          " customers. " + L.noCounter.en;
+        empty = L.noCounter.zh;
+      }
+      host.append(L.el("article", { class: "notice", role: "status", "data-kind": notice.kind,
+                                    "data-window": notice.window || "none" },
+        L.el("div", { class: "notice-icon", "aria-hidden": "true", text: notice.window ? "➜" : "i" }),
         L.el("div", { class: "notice-body" },
-          // Paused or closed, the notice does not say which: "not serving now" is true of both.
-          L.el("h2", { class: "notice-title", text: c.name + "窗口暂不办理，" + c.name + "客户请到 " + where.zh }),
-          L.el("p", { class: "notice-title-en en", lang: "en", text: "The " + c.name_en + " counter is not serving now: " +
-                      c.name_en + " customers, please go to " + where.en }),
-          (notice.tickets || []).length ? tickets : L.el("p", { class: "notice-empty", text: "新到客户请直接前往 " + where.zh }))));
+          L.el("h2", { class: "notice-title", text: title }),
+          L.el("p", { class: "notice-title-en en", lang: "en", text: titleEn }),
+          (notice.tickets || []).length ? tickets : L.el("p", { class: "notice-empty", text: empty }))));
     });
     document.body.classList.toggle("has-notice", host.childElementCount > 0);
   }
@@ -186,10 +198,11 @@
   L.clock(L.$("#clock"), branch.timezone);
   L.soundPrompt(L.$("#sound"));
   L.api(api + "/screen"); // learn the server's clock before the first call is judged fresh or not
-  L.follow(api + "/screen/events", {
+  const supervised = L.superviseScreen("display", branch.id, branch.heartbeat_s);
+  L.follow(api + "/screen/events" + supervised.query, {
     screen: snapshot,
     ticket_called: called,
     waiting: (event) => { state.waiting = event.waiting || {}; renderWaiting(); },
     notice: (event) => { state.notices = event.notices || []; renderNotices(); },
-  }, { onState: L.showLive, onOpen: resync });
+  }, { onState: L.showLive, onOpen: resync, onRevoked: supervised.onRevoked });
 })();

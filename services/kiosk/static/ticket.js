@@ -56,14 +56,22 @@
     let transferredTo = null;
     if (waiting && ticket.counter) transferredTo = branch.counters.find((c) => c.id === ticket.counter) || null;
     else if (waiting && ticket.window) transferredTo = { window: ticket.window };
-    if (waiting && ticket.redirect && ticket.redirect.window) {
-      const where = L.windowName(ticket.redirect.window);
+    if (waiting && ticket.redirect) {
       const closed = ticket.redirect.reason === "counter_closed";
-      title.replaceChildren("请前往其他窗口 ", L.el("span", { class: "en", lang: "en", text: "Go to another window" }));
-      L.text(L.$("#t-redirect-text"), name + "窗口" + (closed ? "已关闭" : "暂停服务") + "，叫号时请到 " + where.zh +
-        "办理。");
-      L.text(L.$("#t-redirect-text-en"), "The " + nameEn + " counter is " + (closed ? "closed" : "paused") +
-        ": when called, please go to " + where.en + ".");
+      const state = name + "窗口" + (closed ? "已关闭" : "暂停服务");
+      const stateEn = "The " + nameEn + " counter is " + (closed ? "closed" : "paused");
+      if (ticket.redirect.window) {
+        const where = L.windowName(ticket.redirect.window);
+        title.replaceChildren("请前往其他窗口 ", L.el("span", { class: "en", lang: "en", text: "Go to another window" }));
+        L.text(L.$("#t-redirect-text"), state + "，叫号时请到 " + where.zh + "办理。");
+        L.text(L.$("#t-redirect-text-en"), stateEn + ": when called, please go to " + where.en + ".");
+      } else {
+        // No open counter serves this ticket now: nowhere to send the customer.
+        title.replaceChildren("请稍候 ", L.el("span", { class: "en", lang: "en", text: "Please wait" }));
+        L.text(L.$("#t-redirect-text"), state + "，目前没有其他窗口可办理。" + L.noCounter.zh + "。");
+        L.text(L.$("#t-redirect-text-en"), stateEn + " and no other counter is open for you now. " + L.noCounter.en + ".");
+      }
+      redirect.dataset.window = ticket.redirect.window || "none";
       redirect.hidden = false;
     } else if (transferredTo) {
       const where = L.windowName(transferredTo.window);

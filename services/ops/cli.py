@@ -1,0 +1,270 @@
+"""The `lobby` command: run the system, run a service's worker, manage tokens, see the status, simulate a day.
+
+Each command reads its environment once (services/runtime/settings.py, Context) and hands the context on. A
+worker is whatever services/<service>/worker.py says it runs: the command finds it by the service's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import redis
+
+from services.domain.contracts import SERVICES
+from services.runtime.settings import Context
+from services.web import auth
+
+# The simulator, found by name: it links the domain and the pager's report, which the CLI itself never imports.
+SIMULATE = "services.simulate.command"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="lobby", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    up = sub.add_parser("up", help="run every service and worker (and Redis when REDIS_URL is unset)")
+    up.add_argument("--host", default="127.0.0.1", help="address the web services listen on")
+    up.add_argument("--var", default="var", type=Path,
+                    help="where the embedded Redis keeps its data and `lobby up` its pid file (default ./var)")
+    up.add_argument("--redis-port", type=_port, default=os.environ.get("LOBBY_REDIS_PORT") or "6390",
+                    help="port of the embedded Redis (default LOBBY_REDIS_PORT, else 6390)")
+    up.set_defaults(func=cmd_up)
+
+    worker = sub.add_parser("worker", help="run one service's worker (its jobs, consumers and periodic tasks)")
+    worker.add_argument("service", choices=SERVICES)
+    worker.add_argument("--burst", action="store_true", help="do what is waiting, then stop")
+    worker.set_defaults(func=cmd_worker)
+
+    tokens = sub.add_parser("tokens", help="issue, list and revoke bearer tokens")
+    tsub = tokens.add_subparsers(dest="action", required=True)
+    issue = tsub.add_parser("issue", help="print a fresh token, and nothing else")
+    issue.add_argument("--branch", required=True)
+    who = issue.add_mutually_exclusive_group(required=True)
+    who.add_argument("--counter", help="a counter's terminal")
+    who.add_argument("--device", help="a manager's device (the manager's id)")
+    who.add_argument("--screen", help="a lobby display or kiosk, as the branch's [[branches.screens]] names it")
+    issue.set_defaults(func=cmd_tokens_issue)
+    revoke = tsub.add_parser("revoke", help="revoke a token (whole, or its id); effective at once")
+    revoke.add_argument("--branch", required=True)
+    revoke.add_argument("token")
+    revoke.set_defaults(func=cmd_tokens_revoke)
+    listing = tsub.add_parser("list", help="list a branch's tokens (ids, never secrets)")
+    listing.add_argument("--branch", required=True)
+    listing.set_defaults(func=cmd_tokens_list)
+
+    status = sub.add_parser("status", help="queues, workers, failed jobs and open pages per branch")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(func=cmd_status)
+
+    simulate = sub.add_parser("simulate", help="run a scenario's business day in seconds, through the real domain "
+                                                "code on a private Redis; write its daily report",
+                              formatter_class=argparse.RawTextHelpFormatter)
+    importlib.import_module(SIMULATE).add_arguments(simulate)
+    simulate.set_defaults(func=cmd_simulate)
+
+    args = parser.parse_args(argv)
+    return args.func(args, Context.from_env()) or 0
+
+
+def cmd_simulate(args: argparse.Namespace, ctx: Context) -> int:
+    """Start a private Redis (never the system's), run the simulation on it, stop it."""
+    import tempfile
+
+    from services.ops.redis_server import RedisServer, StartError
+
+    with tempfile.TemporaryDirectory(prefix="lobby-simulate-") as folder:
+        socket = f"{folder}/redis.sock"
+        server = RedisServer(Path(folder), appendonly=False,
+                             extra_args=("--unixsocket", socket, "--unixsocketperm", "700"))
+        try:
+            server.start()
+        except StartError as exc:
+            return _fail(str(exc))
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # so the folder and the server go on SIGTERM too
+        try:
+            return importlib.import_module(SIMULATE).main(args, f"unix://{socket}")
+        except KeyboardInterrupt:
+            print("\nlobby simulate: interrupted; nothing more was written", file=sys.stderr)
+            return 130
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            server.stop()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _fail(message: str) -> int:
+    print(f"lobby: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_tokens_issue(args: argparse.Namespace, ctx: Context) -> int:
+    branch = ctx.branches.get(args.branch)
+    if branch is None:
+        return _fail(f"unknown branch {args.branch!r}")
+    if args.counter is not None:
+        if branch.counter(args.counter) is None:
+            return _fail(f"unknown counter {args.counter!r} in branch {branch.id}")
+        kind, subject = auth.COUNTER, args.counter
+    elif args.screen is not None:
+        if branch.screen(args.screen) is None:
+            known = ", ".join(s.id for s in branch.screens) or "none"
+            return _fail(f"unknown screen {args.screen!r} in branch {branch.id} (its screens: {known})")
+        kind, subject = auth.SCREEN, args.screen
+    else:
+        if branch.manager(args.device) is None:
+            return _fail(f"unknown manager {args.device!r} in branch {branch.id}")
+        kind, subject = auth.DEVICE, args.device
+    print(auth.issue(ctx.for_branch(branch.id), branch.id, kind, subject))
+    return 0
+
+
+def cmd_tokens_revoke(args: argparse.Namespace, ctx: Context) -> int:
+    if not auth.revoke(ctx.for_branch(args.branch), args.branch, args.token):
+        return _fail("no such token")
+    print("revoked")
+    return 0
+
+
+def cmd_tokens_list(args: argparse.Namespace, ctx: Context) -> int:
+    for token in auth.list_tokens(ctx.for_branch(args.branch), args.branch):
+        print(f"{token['id']}\t{token['kind']}\t{token['subject']}\t{token['issued_at']}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
+    import json
+
+    from services.ops import status
+
+    try:
+        found = status.collect(ctx)
+    except redis.RedisError as exc:
+        return _fail(f"cannot reach Redis at {ctx.settings.redis_url}: {exc}")
+    print(json.dumps(found, indent=2, ensure_ascii=False) if args.json else status.render(found))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, ctx: Context) -> int:
+    from services.runtime import logs, worker
+
+    logs.setup(f"{args.service}-worker")
+    service = importlib.import_module(f"services.{args.service}.worker")
+    worker.run(ctx, service.work(ctx), burst=args.burst)
+    return 0
+
+
+def _port(text: str) -> int:
+    """Read a TCP port number (argparse type)."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return port
+
+
+# The file under --var where `lobby up` records its pid and its children's.
+PID_FILE = "lobby.pid"
+
+
+def _port_hint(role: str) -> str:
+    """Return how to choose another port for the embedded Redis or a web service."""
+    if role == "redis":
+        return "choose another with --redis-port (or LOBBY_REDIS_PORT)"
+    return f"it is the {role} service's port: choose another with {role.upper()}_PORT"
+
+
+def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
+    from services.ops.redis_server import PortTaken, StartError
+    from services.ops.stack import Stack
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = ctx.settings
+    var = args.var.resolve()
+    stack = Stack(ports=settings.ports, redis_url=os.environ.get("REDIS_URL") or None,
+                  config_path=settings.config_path, host=args.host, var_dir=var, redis_port=args.redis_port,
+                  pid_file=var / PID_FILE)
+    stopping = False
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        stack.start()
+    except PortTaken as exc:
+        return _fail(f"{exc}; {_port_hint(exc.role)}")
+    except StartError as exc:
+        return _fail(str(exc))
+    assert stack.redis_url
+    _print_demo(stack, Context.of(settings.model_copy(update={"redis_url": stack.redis_url})))
+    try:
+        while not stopping:
+            stack.supervise_once()
+            time.sleep(0.5)
+    finally:
+        print("\nstopping…", flush=True)
+        stack.stop()
+    return 0
+
+
+def _print_demo(stack: object, ctx: Context) -> None:
+    """Print where each page and API is, with a fresh token for every screen, terminal and device."""
+    from services.ops.stack import Stack
+
+    assert isinstance(stack, Stack)
+    shown = "localhost" if stack.host in ("0.0.0.0", "127.0.0.1") else stack.host
+    lines = [f"Redis: {stack.redis_url}"]
+    for branch in ctx.branches.values():
+        r = ctx.for_branch(branch.id)
+        kiosk = f"http://{shown}:{stack.ports['kiosk']}"
+        counter = f"http://{shown}:{stack.ports['counter']}"
+        pager = f"http://{shown}:{stack.ports['pager']}"
+        base = f"/api/v1/branches/{branch.id}"
+        pages = f"/branches/{branch.id}"
+        lines += [
+            "",
+            f"Branch {branch.id} ({branch.name})",
+            f"  Kiosk (touchscreen):  {kiosk}{pages}/kiosk",
+            f"  Lobby display:        {kiosk}{pages}/screen",
+            f"  A customer's ticket:  {kiosk}{pages}/tickets/V001   (the QR code on each printed ticket)",
+            f"  Take a ticket:  curl -X POST {kiosk}{base}/tickets -H 'Content-Type: application/json' "
+            "-d '{\"category\": \"vip\"}'",
+            f"  Lobby screen:   {kiosk}{base}/screen   (live: {kiosk}{base}/screen/events)",
+            "  Screens, terminals and devices: open each page once with its token; the page keeps it and drops it"
+            " from the address. A screen opened so is supervised: the manager is paged when it goes offline.",
+        ]
+        for s in branch.screens:
+            token = auth.issue(r, branch.id, auth.SCREEN, s.id)
+            page = "screen" if s.kind == "display" else "kiosk"
+            lines.append(f"  Screen {s.id:<8} {s.kind:<8}  {kiosk}{pages}/{page}?token={token}")
+        for c in branch.counters:
+            token = auth.issue(r, branch.id, auth.COUNTER, c.id)
+            lines.append(f"  Counter {c.id:<4} terminal  {counter}{pages}/counters/{c.id}/terminal?token={token}")
+            lines.append(f"  Counter {c.id:<4} API       {counter}{base}/counters/{c.id}   "
+                         f"Authorization: Bearer {token}")
+        for m in branch.managers:
+            token = auth.issue(r, branch.id, auth.DEVICE, m.id)
+            lines.append(f"  Device {m.id:<15} page  {pager}{pages}/device?token={token}")
+            lines.append(f"  Device {m.id:<15} API   {pager}{base}/pages/events?token={token}")
+            lines.append(f"  Device {m.id:<15} daily report  {pager}{pages}/report?token={token}")
+    lines += ["", "Ctrl-C stops everything."]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

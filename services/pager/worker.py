@@ -1,0 +1,39 @@
+"""What the pager worker runs: the page-request consumer (alerts into pages), the timers of pages (every
+pages.POLL_S), the sweeps of the outbox and of pages whose condition ended (every second), and the removal of
+pages older than the history kept (every minute). The pager is sent no RQ jobs."""
+
+from __future__ import annotations
+
+import threading
+
+from services.domain import pages
+from services.domain.contracts import PAGE_REQUESTS, PAGER
+from services.pager import delivery, intake, retention
+from services.runtime import consumer
+from services.runtime.settings import Context
+from services.runtime.worker import Work
+
+SWEEP_EVERY_S = 1.0
+RETENTION_EVERY_S = 60.0
+
+
+def work(ctx: Context) -> Work:
+    r, mine = ctx.redis(), ctx.on()
+    by_id = {b.id: b for b in mine}
+    name = consumer.consumer_name(PAGER)
+    handle = intake.handler(by_id)
+
+    def read_requests(stop: threading.Event) -> None:
+        consumer.consume(PAGE_REQUESTS, name, ctx.stream_redis, ctx.redis, handle, stop)
+
+    def sweep() -> None:
+        delivery.sweep_outbox(r, by_id, ctx.settings.outbox_grace_s)
+        delivery.clear_ended(r, mine)
+
+    def remove_old() -> None:
+        for branch in mine:
+            retention.remove_old_pages(r, branch)
+
+    return Work(service=PAGER, every=[(pages.POLL_S, lambda: pages.fire_due(r, mine)), (SWEEP_EVERY_S, sweep),
+                                      (RETENTION_EVERY_S, remove_old)],
+                consumers=[read_requests], once=[lambda: consumer.drain(r, PAGE_REQUESTS, name, handle)])
