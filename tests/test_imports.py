@@ -3,8 +3,9 @@
     domain   the branch's rules and records: imports no other layer
     runtime  process wiring (settings, Redis clients, consumers, the worker loop): the domain
     web      the plumbing the three web apps share: the domain and runtime
+    records  the records database of closed days (tables, migrations, export): the domain and runtime
     kiosk, counter, pager   one service each: the three layers above and itself, never another service
-    ops      the operations tools (cli, the stack `lobby up` runs, status): the three layers, and the services only
+    ops      the operations tools (cli, the stack `lobby up` runs, status): the layers above, and the services only
              by name (a module path in a string), so that no service internals are linked into the CLI
     simulate `lobby simulate`: a branch day through the domain, its report drawn by the pager's report code; the
              CLI finds it by name as it finds the services
@@ -20,14 +21,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ("kiosk", "counter", "pager")
-LAYERS = ("domain", "runtime", "web", "ops", "simulate", *SERVICES)
+LAYERS = ("domain", "runtime", "web", "records", "ops", "simulate", *SERVICES)
 ALLOWED: dict[str, set[str]] = {
     "domain": set(),
     "runtime": {"domain"},
     "web": {"domain", "runtime"},
-    "ops": {"domain", "runtime", "web"},
-    "simulate": {"domain", "runtime", "web", "pager"},
-    **{svc: {"domain", "runtime", "web"} for svc in SERVICES},
+    "records": {"domain", "runtime"},
+    "ops": {"domain", "runtime", "web", "records"},
+    "simulate": {"domain", "runtime", "web", "records", "pager"},
+    **{svc: {"domain", "runtime", "web", "records"} for svc in SERVICES},
 }
 
 
