@@ -9,6 +9,7 @@ the stack's when the test uses `live`, else the in-process one.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from services.domain.branch import DEMO_CONFIG, Branch, Category, load_branches
 from services.domain.clock import SYSTEM, Clock
 from services.ops.redis_server import RedisServer, free_port
 from services.ops.stack import Stack
+from services.records import database
 from services.runtime import messages, worker
 from services.runtime.settings import Context
 from services.web import auth
@@ -278,7 +280,8 @@ def stack(stack_redis: RedisServer, branch_file: Path, tmp_path_factory: pytest.
     """The whole system as it runs in a branch: gunicorn services and worker processes, on the stack's Redis."""
     logs = tmp_path_factory.mktemp("stack-logs")
     running = Stack(ports={"kiosk": free_port(), "counter": free_port(), "pager": free_port()},
-                    redis_url=stack_redis.url, config_path=branch_file, log_dir=logs).start()
+                    redis_url=stack_redis.url, config_path=branch_file, log_dir=logs,
+                    var_dir=tmp_path_factory.mktemp("stack-var")).start()
     _STACK.append(running)
     yield running
     _STACK.clear()
@@ -327,3 +330,80 @@ def settle(timeout: float = 10.0) -> None:
     assert _STACK, "settle() waits for the session's stack: the test uses `live`"
     if not _STACK[0].settle(timeout):
         raise AssertionError(f"the stack's workers did not settle within {timeout} s")
+
+
+# The records database tests run on SQLite and on PostgreSQL. LOBBY_TEST_POSTGRES names the PostgreSQL (default:
+# the one on 127.0.0.1:5432, trust auth, database test); where none answers, its tests are skipped and say so,
+# unless LOBBY_REQUIRE_POSTGRES is set (CI): then they fail, and so does the run if none of them ran.
+POSTGRES_URL = os.environ.get("LOBBY_TEST_POSTGRES") or "postgresql://postgres@127.0.0.1:5432/test"
+_POSTGRES_RAN: list[str] = []
+
+
+def _postgres_or_skip() -> None:
+    import sqlalchemy
+
+    probe = database.connect(POSTGRES_URL, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with probe.connect():
+            pass
+    except sqlalchemy.exc.OperationalError as exc:
+        message = f"no PostgreSQL at {POSTGRES_URL} (LOBBY_TEST_POSTGRES): {str(exc).splitlines()[0]}"
+        if os.environ.get("LOBBY_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        probe.dispose()
+
+
+@contextlib.contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema of the test PostgreSQL, migrated; yield the URL whose connections work in it."""
+    import uuid
+
+    import sqlalchemy
+
+    _postgres_or_skip()
+    schema = f"lobby_test_{uuid.uuid4().hex[:12]}"
+    admin = database.connect(POSTGRES_URL, poolclass=sqlalchemy.pool.NullPool)
+    with admin.begin() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE SCHEMA {schema}"))
+    url = database.normalize(POSTGRES_URL)
+    url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
+    try:
+        db = database.connect(url, poolclass=sqlalchemy.pool.NullPool)
+        database.migrate(db)
+        db.dispose()
+        _POSTGRES_RAN.append(schema)
+        yield url
+    finally:
+        with admin.begin() as connection:
+            connection.execute(sqlalchemy.text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def records_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of a new, migrated records database: a SQLite file, or a schema of its own on PostgreSQL."""
+    if request.param == "sqlite":
+        url = database.sqlite_url(tmp_path / "records.db")
+        db = database.connect(url)
+        database.migrate(db)
+        db.dispose()
+        yield url
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a new, migrated records database on PostgreSQL, for what only a server can show."""
+    with postgres_schema() as url:
+        yield url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail a run that had to test PostgreSQL (LOBBY_REQUIRE_POSTGRES) and did not."""
+    if os.environ.get("LOBBY_REQUIRE_POSTGRES") and not _POSTGRES_RAN and exitstatus == 0:
+        print("\nLOBBY_REQUIRE_POSTGRES is set, and no test ran against PostgreSQL")
+        session.exitstatus = 1

@@ -67,7 +67,7 @@ def test_status_shows_queues_workers_and_open_pages(live, r, token, sse):
     requests.post(f"{live.url('kiosk')}{API}/tickets", json={"category": "vip"}, timeout=5)
     settle()
     found = json.loads(lobby("status", "--json", env=on_stack(live)).stdout)
-    assert [q["queue"] for q in found["queues"]] == ["kiosk"], "only the kiosk is sent RQ jobs"
+    assert [q["queue"] for q in found["queues"]] == ["kiosk", "pager"], "the screen's jobs, the archive's"
     assert all(q["failed"] == 0 for q in found["queues"])
     # Pages and their news come by streams: both alerts were read from them and are done with (deleted).
     assert [(s["stream"], s["group"], s["length"], s["lag"], s["pending"]) for s in found["streams"]] == [
@@ -82,9 +82,12 @@ def test_status_shows_queues_workers_and_open_pages(live, r, token, sse):
     states = {e["endpoint"]: e["state"] for e in zhongnan["endpoints"]}
     assert states["terminal:2"] == "live" and states["display:lobby"] == "unsupervised"
     assert states["device:lobby-manager"] == "unsupervised"
+    assert zhongnan["archive"] == {"waiting_days": 0, "oldest_waiting": None, "oldest_age_days": 0,
+                                   "closed_days_in_redis": 0}
     text = lobby("status", env=on_stack(live)).stdout
     assert "WORKERS (3)" in text and "1 urgent, 1 high" in text and "lobby:page-news" in text
     assert re.search(r"zhongnan\s+terminal:2\s+live\s+heard \d+ s ago", text), text
+    assert re.search(r"zhongnan\s+every closed day archived; Redis holds 0 closed day", text), text
     down = lobby("status", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     assert down.returncode == 2 and "cannot reach Redis" in down.stderr
 

@@ -49,7 +49,8 @@ def fault_stack(fault_redis, tmp_path_factory) -> Iterator[Stack]:
     config = tmp_path_factory.mktemp("fault-config") / "branches.toml"
     config.write_text("\n".join(demo.replace('id = "zhongnan"', f'id = "{b}"') for b in BRANCHES), encoding="utf-8")
     stack = Stack(ports={s: free_port() for s in ("kiosk", "counter", "pager")}, redis_url=fault_redis.url,
-                  config_path=config, log_dir=tmp_path_factory.mktemp("fault-logs")).start()
+                  config_path=config, log_dir=tmp_path_factory.mktemp("fault-logs"),
+                  var_dir=tmp_path_factory.mktemp("fault-var")).start()
     yield stack
     stack.stop()
 

@@ -49,7 +49,8 @@ def split_stack(shards, tmp_path_factory) -> Iterator[Stack]:
     config = tmp_path_factory.mktemp("split-config") / "branches.toml"
     config.write_text(east + "\n" + west, encoding="utf-8")
     stack = Stack(ports={s: free_port() for s in ("kiosk", "counter", "pager")}, redis_url=shards[EAST].url,
-                  config_path=config, log_dir=tmp_path_factory.mktemp("split-logs"), workers={"pager": 3}).start()
+                  config_path=config, log_dir=tmp_path_factory.mktemp("split-logs"), workers={"pager": 3},
+                  var_dir=tmp_path_factory.mktemp("split-var")).start()
     yield stack
     stack.stop()
 

@@ -84,7 +84,8 @@ def cluster(tmp_path_factory) -> Iterator[dict]:
     config.write_text(DEMO_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
     env = {"REDIS_SENTINELS": ",".join(f"{h}:{p}" for h, p in trio.addresses()), "REDIS_SENTINEL_MASTER": MASTER}
     stack = Stack(ports={s: free_port() for s in ("kiosk", "counter", "pager")}, redis_url=f"sentinel://{MASTER}/0",
-                  config_path=config, extra_env=env, log_dir=tmp_path_factory.mktemp("sentinel-logs")).start()
+                  config_path=config, extra_env=env, log_dir=tmp_path_factory.mktemp("sentinel-logs"),
+                  var_dir=tmp_path_factory.mktemp("sentinel-var")).start()
     yield {"primary": primary, "replica": replica, "sentinels": trio, "stack": stack}
     stack.stop()
     trio.stop()

@@ -140,8 +140,11 @@ class Branch(_Strict):
     recall_limit: int = Field(default=3, ge=0, le=20)
     # Wait estimates average the last this many service times of a category today.
     estimate_samples: int = Field(default=20, ge=1, le=500)
-    # Days of history (tickets, calls, pauses, pages, alerts) kept for reports, then removed.
-    history_days: int = Field(default=90, ge=1, le=3650)
+    # Days of history (tickets, calls, pauses, pages, alerts) kept for reports: in the records database, and in
+    # Redis for a day never archived.
+    history_days: int = Field(default=1826, ge=1, le=3650)
+    # Closed days Redis keeps besides today once they are archived (services/pager/retention.py).
+    redis_days: int = Field(default=7, ge=0, le=3650)
     categories: list[Category] = Field(min_length=1)
     counters: list[CounterConfig] = Field(min_length=1)
     managers: list[Manager] = Field(min_length=1)

@@ -44,8 +44,8 @@ KIOSK = "kiosk"
 COUNTER = "counter"
 PAGER = "pager"
 SERVICES = (KIOSK, COUNTER, PAGER)
-# RQ queues, one per service whose worker runs jobs; only the kiosk is sent jobs.
-QUEUES = (KIOSK,)
+# RQ queues, one per service whose worker runs jobs: the kiosk's screen, the pager's archive.
+QUEUES = (KIOSK, PAGER)
 
 
 class JobSpec(NamedTuple):
@@ -56,6 +56,8 @@ class JobSpec(NamedTuple):
 # Kiosk: the lobby screen's stream.
 TICKET_CALLED = JobSpec(KIOSK, "services.kiosk.jobs.ticket_called")
 SCREEN_CHANGED = JobSpec(KIOSK, "services.kiosk.jobs.screen_changed")
+# Pager: copy a closed business day into the records database.
+ARCHIVE_DAY = JobSpec(PAGER, "services.pager.archive.archive_job")
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,10 @@ class TicketCalled(Payload):
 
 class ScreenChanged(Payload):
     reason: str
+
+
+class ArchiveDay(Payload):
+    day: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 class PageRequest(Payload):

@@ -30,6 +30,18 @@ def days(branch_id: str) -> str:
     return f"{branch(branch_id)}:days"
 
 
+def closed_days(branch_id: str) -> str:
+    """Set of the closed business days whose records Redis still holds: each waits to be archived, then for
+    retention to remove it once older than the branch's redis_days."""
+    return f"{branch(branch_id)}:closed-days"
+
+
+def archived(branch_id: str) -> str:
+    """Hash: business day -> JSON of its archive (when, and the rows of each table), for the days the records
+    database holds; the report reads such a day from the database."""
+    return f"{branch(branch_id)}:archived"
+
+
 def line(branch_id: str, day: str, category: str) -> str:
     """Sorted set of the waiting tickets of one category: member number, score issue time (ms)."""
     return f"{branch(branch_id)}:line:{day}:{category}"

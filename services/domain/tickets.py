@@ -38,9 +38,10 @@ def take(r: redis.Redis, branch: Branch, category: Category, allowances: Sequenc
          once_: Once | None = None, clock: Clock = SYSTEM) -> Ticket:
     """Issue the next ticket of a category today, counted in the allowances; read what its holder sees.
 
-    One round trip: the issue script and the reads its wait estimate needs (counters, redirects, the
-    category's service times) go in one pipeline. Raises RateLimited, having written nothing, when an
-    allowance is used up. Under a Once that issued a ticket already, that ticket is read as it is now.
+    One round trip issues it: the issue script and the reads its wait estimate needs (counters, redirects, the
+    category's service times) go in one pipeline; a second keeps the estimate told, for the records. Raises
+    RateLimited, having written nothing, when an allowance is used up. Under a Once that issued a ticket
+    already, that ticket is read as it is now.
     """
     return issue(r, branch, category, allowances, once_, clock)[0]
 
@@ -68,7 +69,10 @@ def issue(r: redis.Redis, branch: Branch, category: Category, allowances: Sequen
         assert kept is not None, "a ticket issued under a Once is kept with it"
         return kept, reader
     raw = {"number": new.number, "category": category.id, "status": "waiting", "issued_at": issued_at}
-    return reader.view(raw, new.position), reader
+    ticket = reader.view(raw, new.position)
+    if ticket.estimated_wait_s is not None:  # the wait the customer was told, kept for the records
+        r.hset(keys.ticket(branch.id, day_lines.day, new.number), "estimate_s", ticket.estimated_wait_s)
+    return ticket, reader
 
 
 def average_service_s(configured_minutes: float, samples_ms: list[int]) -> float:
@@ -180,5 +184,8 @@ def close_past_days(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM) -> in
         closed, cleared = day_lines.expire(line_keys, local_iso(branch, moment))
         pages.clear(r, branch, cleared, clock)  # long waits that were paged are over: their pages go
         expired += closed
-        r.srem(keys.days(branch.id), day)
+        pipe = r.pipeline(transaction=True)
+        pipe.sadd(keys.closed_days(branch.id), day)  # for the pager's archive (services/pager/archive.py)
+        pipe.srem(keys.days(branch.id), day)
+        pipe.execute()
     return expired

@@ -1,4 +1,5 @@
-"""The `lobby` command: run the system, run a service's worker, manage tokens, see the status, simulate a day.
+"""The `lobby` command: run the system, run a service's worker, manage tokens, see the status, simulate a day,
+archive and export the records.
 
 Each command reads its environment once (services/runtime/settings.py, Context) and hands the context on. A
 worker is whatever services/<service>/worker.py says it runs: the command finds it by the service's name.
@@ -24,6 +25,8 @@ from services.web import auth
 
 # The simulator, found by name: it links the domain and the pager's report, which the CLI itself never imports.
 SIMULATE = "services.simulate.command"
+# The pager's archive of closed days, found by name as the simulator is.
+ARCHIVE = "services.pager.archive"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +72,29 @@ def main(argv: list[str] | None = None) -> int:
                               formatter_class=argparse.RawTextHelpFormatter)
     importlib.import_module(SIMULATE).add_arguments(simulate)
     simulate.set_defaults(func=cmd_simulate)
+
+    database_help = "the records database (default DATABASE_URL, else the SQLite file `lobby up` keeps: var/lobby.db)"
+    migrate = sub.add_parser("migrate", help="create or bring up to date the records database's tables")
+    migrate.add_argument("--database", help=database_help)
+    migrate.set_defaults(func=cmd_migrate)
+
+    archive = sub.add_parser("archive", help="copy a closed business day from Redis into the records database "
+                                              "(again: nothing changes)")
+    archive.add_argument("--branch", required=True)
+    archive.add_argument("--day", type=_day, help="the business day, YYYY-MM-DD (default: every closed day "
+                                                  "not archived yet)")
+    archive.add_argument("--database", help=database_help)
+    archive.set_defaults(func=cmd_archive)
+
+    export = sub.add_parser("export", help="write archived pages, tickets or pauses as CSV or JSON Lines")
+    export.add_argument("--branch", required=True)
+    export.add_argument("--from", dest="first", type=_day, required=True, help="first day, YYYY-MM-DD")
+    export.add_argument("--to", dest="last", type=_day, required=True, help="last day, YYYY-MM-DD (included)")
+    export.add_argument("--what", choices=("pages", "tickets", "pauses"), required=True)
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("--out", type=Path, help="the file to write (default: standard output)")
+    export.add_argument("--database", help=database_help)
+    export.set_defaults(func=cmd_export)
 
     args = parser.parse_args(argv)
     return args.func(args, Context.from_env()) or 0
@@ -142,6 +168,83 @@ def cmd_tokens_list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def _database(args: argparse.Namespace, ctx: Context) -> str:
+    from services.records import database
+
+    return args.database or ctx.settings.database_url or database.sqlite_url(Path("var") / DATABASE_FILE)
+
+
+def cmd_migrate(args: argparse.Namespace, ctx: Context) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.records import database
+
+    url = _database(args, ctx)
+    try:
+        db = database.connect(url)
+        database.migrate(db)
+        print(f"records database at revision {database.current(db)}: {db.url.render_as_string()}")
+    except SQLAlchemyError as exc:
+        return _fail(f"cannot migrate the records database: {exc}")
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.domain import held_days
+    from services.records import database
+
+    branch = ctx.branches.get(args.branch)
+    if branch is None:
+        return _fail(f"unknown branch {args.branch!r}; the branch file has {', '.join(sorted(ctx.branches))}")
+    archive = importlib.import_module(ARCHIVE)
+    r = ctx.for_branch(branch.id)
+    try:
+        db = database.connect(_database(args, ctx))
+        if database.current(db) != database.head():
+            return _fail("the records database is not migrated: run `lobby migrate` first")
+        days = [args.day] if args.day else held_days.waiting(r, branch)
+        for day in days:
+            done = archive.archive_day(r, db, branch, day)
+            counts = ", ".join(f"{n} {name}" for name, n in done.counts.items())
+            print(f"{branch.id} {day}: {'archived' if done.written else 'already archived, unchanged'} ({counts})")
+    except ValueError as exc:
+        return _fail(str(exc))
+    except redis.RedisError as exc:
+        return _fail(f"cannot reach Redis at {ctx.url_of(branch.id)}: {exc}")
+    except SQLAlchemyError as exc:
+        return _fail(f"cannot archive into the records database: {exc}")
+    if not days:
+        print(f"{branch.id}: every closed day is archived")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from services.records import database, export
+
+    if args.branch not in ctx.branches:
+        return _fail(f"unknown branch {args.branch!r}; the branch file has {', '.join(sorted(ctx.branches))}")
+    if args.last < args.first:
+        return _fail(f"--to {args.last} is before --from {args.first}")
+    try:
+        db = database.connect(_database(args, ctx))
+        rows = export.records(db, args.branch, args.first, args.last, args.what)
+        if args.out:
+            with args.out.open("w", encoding="utf-8", newline="") as out:
+                count = export.write(rows, args.what, args.format, out)
+            print(f"wrote {count} {args.what} to {args.out}", file=sys.stderr)
+        else:
+            count = export.write(rows, args.what, args.format, sys.stdout)
+    except SQLAlchemyError as exc:
+        return _fail(f"cannot read the records database: {exc}")
+    except OSError as exc:
+        return _fail(f"cannot write {args.out}: {exc}")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, ctx: Context) -> int:
     import json
 
@@ -177,6 +280,20 @@ def _port(text: str) -> int:
 
 # The file under --var where `lobby up` records its pid and its children's.
 PID_FILE = "lobby.pid"
+# The records database `lobby up` keeps under --var when DATABASE_URL is unset.
+DATABASE_FILE = "lobby.db"
+
+
+def _day(text: str) -> str:
+    """Read a business day, YYYY-MM-DD (argparse type)."""
+    from datetime import date
+
+    try:
+        if len(text) != len("YYYY-MM-DD"):
+            raise ValueError(text)
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day as YYYY-MM-DD: {text!r}") from None
 
 
 def _port_hint(role: str) -> str:
@@ -191,11 +308,12 @@ def cmd_up(args: argparse.Namespace, ctx: Context) -> int:
     from services.ops.stack import Stack
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = ctx.settings
     var = args.var.resolve()
     stack = Stack(ports=settings.ports, redis_url=os.environ.get("REDIS_URL") or None,
                   config_path=settings.config_path, host=args.host, var_dir=var, redis_port=args.redis_port,
-                  pid_file=var / PID_FILE)
+                  pid_file=var / PID_FILE, database_url=settings.database_url)
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import redis
 import requests
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.domain.branch import Branch, by_redis, load_branches
 from services.domain.contracts import CHANNELS, QUEUES, SERVICES
@@ -43,6 +44,7 @@ from services.ops.redis_server import (
     started,
     started_at,
 )
+from services.records import database
 
 log = logging.getLogger("lobby.stack")
 # Threaded workers: a Server-Sent Events client holds one thread (and one Redis connection) for as long as it
@@ -226,6 +228,8 @@ class Stack:
     pid_file: Path | None = None
     # Marks this stack's processes (RUN_ENV), so that what one of them leaves behind is found and stopped.
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The records database (DATABASE_URL); None: a SQLite file under var_dir, made when the stack starts.
+    database_url: str | None = None
 
     def __post_init__(self) -> None:
         # Absolute, so that no child (Redis changes into its --dir) reads them against another folder.
@@ -237,6 +241,7 @@ class Stack:
         env = dict(os.environ)
         env.update(self.extra_env)
         env["REDIS_URL"] = self.redis_url or ""
+        env["DATABASE_URL"] = self.database_url or ""
         if self.config_path:
             env["LOBBY_CONFIG"] = str(self.config_path)
         for name, port in self.ports.items():
@@ -268,6 +273,7 @@ class Stack:
                     forget_dead_workers(connection)
                 finally:
                     connection.close()
+            self._migrate()
             for service in SERVICES:
                 self.children.append(Child(f"{service}-web", gunicorn_command(
                     f"services.{service}.app:create_app()", f"{self.host}:{self.ports[service]}")))
@@ -285,6 +291,17 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def _migrate(self) -> None:
+        """Bring the records database to the tables the services read (a SQLite file under var_dir by default)."""
+        self.database_url = self.database_url or database.sqlite_url(self.var_dir / "lobby.db")
+        db = database.connect(self.database_url)
+        try:
+            database.migrate(db)
+        except SQLAlchemyError as exc:
+            raise StartError(f"the records database did not migrate ({db.url.render_as_string()}): {exc}") from exc
+        finally:
+            db.dispose()
 
     def _claim_pid_file(self) -> None:
         """Refuse to start beside a running stack recorded in the pid file; stop what a dead one left."""

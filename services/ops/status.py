@@ -1,6 +1,7 @@
-"""`lobby status`: what an operator checks first. The kiosk's queue and failed jobs, the streams between services
-(page requests, page news) and who holds what, the workers and their heartbeats, each branch's open pages, and
-where each of its screens, terminals and devices stands (live, offline, or never heard of: unsupervised).
+"""`lobby status`: what an operator checks first. The RQ queues and failed jobs, the streams between services
+(page requests, page news) and who holds what, the workers and their heartbeats, each branch's open pages, how
+far its archive is behind, and where each of its screens, terminals and devices stands (live, offline, or never
+heard of: unsupervised).
 
 Read-only: it reads Redis as the services do, so it works from any host that reaches Redis.
 """
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 import redis
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-from services.domain import contracts, counters, keys, presence, tickets
+from services.domain import contracts, counters, held_days, keys, presence, tickets
 from services.domain.branch import Branch
 from services.domain.pages import PRIORITY_ORDER
 from services.runtime import consumer, messages
@@ -78,6 +79,8 @@ def _branch(r: redis.Redis, branch: Branch, now: float) -> dict[str, Any]:
         oldest_s = age if oldest_s is None else max(oldest_s, age)
     states = counters.load_all(r, branch)
     heads = tickets.TicketReader(r, branch).lines.category_heads([c.id for c in branch.categories])
+    lag = held_days.lag(r, branch)
+    held, _ = held_days.closed(r, branch)
     now_ms = int(now * 1000)
     endpoints = [{"endpoint": p.endpoint, "state": p.state,
                   "seen_s_ago": round((now_ms - p.seen_ms) / 1000) if p.seen_ms is not None else None,
@@ -93,6 +96,8 @@ def _branch(r: redis.Redis, branch: Branch, now: float) -> dict[str, Any]:
         "counters": {c: s.status for c, s in states.items()},
         "waiting": {c: h.count for c, h in heads.items()},
         "endpoints": endpoints,
+        "archive": {"waiting_days": lag.days, "oldest_waiting": lag.oldest, "oldest_age_days": lag.oldest_age_days,
+                    "closed_days_in_redis": len(held)},
     }
 
 
@@ -126,6 +131,14 @@ def render(status: dict[str, Any]) -> str:
         summary += f", {states.count('closed')} closed" if "closed" in states else ""
         out.append(f"{b['branch']:<13} {pages:<31} {oldest:>6}  {b['acknowledged_pages']:>5}  {b['outbox']:>6}  "
                    f"{summary}  {sum(b['waiting'].values())}")
+    out.append("")
+    # Closed days wait in Redis until the records database holds them (the pager's archive job).
+    out.append("BRANCH        ARCHIVE")
+    for b in status["branches"]:
+        a = b["archive"]
+        behind = (f"{a['waiting_days']} closed day(s) not archived, oldest {a['oldest_waiting']} "
+                  f"({a['oldest_age_days']} days ago)" if a["waiting_days"] else "every closed day archived")
+        out.append(f"{b['branch']:<13} {behind}; Redis holds {a['closed_days_in_redis']} closed day(s)")
     out.append("")
     out.append("BRANCH        ENDPOINT                        STATE         SINCE")
     for b in status["branches"]:

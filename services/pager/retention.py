@@ -1,20 +1,27 @@
-"""Retention: pages and their alerts are removed once older than the branch's history_days.
+"""Retention: Redis keeps today and a short window; the records database keeps the history.
 
-A day's tickets, calls, service times and pauses expire by themselves (their keys get a TTL when they
-are written); pages are kept by id, so the pager worker sweeps them. Streams are capped by length
-as they are written (LOBBY_STREAM_MAXLEN).
+- A closed day archived (services/pager/archive.py) and older than the branch's `redis_days` is removed from
+  Redis: its tickets, lines, calls, service times, pauses, and the pages created on it with their alerts.
+  A day not archived is never removed this way: with the database down, the days wait in Redis.
+- Whatever is older than `history_days` goes, archived or not (the branch keeps no history past it): a day's
+  keys carry that TTL from when they are written, and pages, kept by id, are swept here.
+
+Streams are capped by length as they are written (LOBBY_STREAM_MAXLEN).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
+from datetime import date, timedelta
 
 import redis
 
-from services.domain import keys
+from services.domain import held_days, keys
 from services.domain.branch import Branch
-from services.domain.clock import SYSTEM, Clock
+from services.domain.clock import SYSTEM, Clock, business_day
+from services.pager.report.days import day_bounds_ms, local_day
 
 log = logging.getLogger("lobby.retention")
 BATCH = 500
@@ -28,19 +35,65 @@ def remove_old_pages(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM) -> i
         old = r.zrangebyscore(keys.pages_all(branch.id), "-inf", f"({cutoff_ms}", start=0, num=BATCH)
         if not old:
             return removed
-        raws = r.mget([keys.page(branch.id, page_id) for page_id in old])
-        alert_ids = [a for raw in raws if raw for a in json.loads(raw).get("details", {}).get("alert_ids", [])]
-        folds = {field for field, page_id in r.hgetall(keys.page_open_for(branch.id)).items() if page_id in old}
-        pipe = r.pipeline(transaction=True)
-        pipe.delete(*(keys.page(branch.id, page_id) for page_id in old))
-        pipe.zrem(keys.pages_all(branch.id), *old)
-        pipe.zrem(keys.pages_active(branch.id), *old)
-        if alert_ids:
-            pipe.hdel(keys.page_for_alert(branch.id), *alert_ids)
-            pipe.hdel(keys.cleared(branch.id), *alert_ids)
-            pipe.delete(*(keys.alert(branch.id, alert_id) for alert_id in alert_ids))
-        if folds:
-            pipe.hdel(keys.page_open_for(branch.id), *folds)
-        pipe.execute()
+        remove_pages(r, branch, old)
         removed += len(old)
         log.info("removed %d pages of branch %s older than %d days", len(old), branch.id, branch.history_days)
+
+
+def remove_pages(r: redis.Redis, branch: Branch, page_ids: Sequence[str]) -> None:
+    """Remove pages with their alerts and every index that names them, in one transaction."""
+    if not page_ids:
+        return
+    raws = r.mget([keys.page(branch.id, page_id) for page_id in page_ids])
+    alert_ids = [a for raw in raws if raw for a in json.loads(raw).get("details", {}).get("alert_ids", [])]
+    folds = {field for field, page_id in r.hgetall(keys.page_open_for(branch.id)).items() if page_id in page_ids}
+    pipe = r.pipeline(transaction=True)
+    pipe.delete(*(keys.page(branch.id, page_id) for page_id in page_ids))
+    pipe.zrem(keys.pages_all(branch.id), *page_ids)
+    pipe.zrem(keys.pages_active(branch.id), *page_ids)
+    if alert_ids:
+        pipe.hdel(keys.page_for_alert(branch.id), *alert_ids)
+        pipe.hdel(keys.cleared(branch.id), *alert_ids)
+        pipe.delete(*(keys.alert(branch.id, alert_id) for alert_id in alert_ids))
+    if folds:
+        pipe.hdel(keys.page_open_for(branch.id), *folds)
+    pipe.execute()
+
+
+def remove_archived_days(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM) -> list[str]:
+    """Remove from Redis the closed days the database holds that are older than redis_days; return them."""
+    today = date.fromisoformat(business_day(branch, clock.now()))
+    keep_from = (today - timedelta(days=branch.redis_days)).isoformat()
+    held, archived = held_days.closed(r, branch)
+    gone = sorted(day for day in held & archived if day < keep_from)
+    for day in gone:
+        remove_day(r, branch, day)
+        log.info("removed %s of branch %s from Redis: archived, older than %d days", day, branch.id,
+                 branch.redis_days)
+    return gone
+
+
+def remove_day(r: redis.Redis, branch: Branch, day: str) -> None:
+    """Remove one day's keys and the pages created on it; the day leaves the closed days last."""
+    start_ms, end_ms = day_bounds_ms(branch, day)
+    margin = 60_000  # the index score and created_at are read from the clock a moment apart
+    around = r.zrangebyscore(keys.pages_all(branch.id), start_ms - margin, end_ms + margin)
+    raws = r.mget([keys.page(branch.id, i) for i in around]) if around else []
+    ids = [i for i, raw in zip(around, raws, strict=True)
+           if raw is None or local_day(branch, json.loads(raw)["created_at"]) == day]
+    for n in range(0, len(ids), BATCH):
+        remove_pages(r, branch, ids[n:n + BATCH])
+    pipe = r.pipeline(transaction=False)
+    for category in branch.categories:
+        pipe.get(keys.ticket_seq(branch.id, day, category.id))
+    issued = pipe.execute()
+    doomed = [keys.ticket(branch.id, day, f"{c.prefix}{n:03d}")
+              for c, count in zip(branch.categories, issued, strict=True) for n in range(1, int(count or 0) + 1)]
+    for c in branch.categories:
+        doomed += [keys.ticket_seq(branch.id, day, c.id), keys.line(branch.id, day, c.id),
+                   keys.service_times(branch.id, day, c.id)]
+    doomed += [keys.counter_line(branch.id, day, c.id) for c in branch.counters]
+    doomed += [keys.pauses(branch.id, day), keys.calls(branch.id, day), keys.vip_wait_paged(branch.id, day)]
+    for n in range(0, len(doomed), BATCH):
+        r.unlink(*doomed[n:n + BATCH])
+    r.srem(keys.closed_days(branch.id), day)

@@ -1,6 +1,6 @@
 """What the pager worker runs: the page-request consumer (alerts into pages), the timers of pages (every
-pages.POLL_S), the sweeps of the outbox and of pages whose condition ended (every second), and the removal of
-pages older than the history kept (every minute). The pager is sent no RQ jobs."""
+pages.POLL_S), the sweeps of the outbox and of pages whose condition ended (every second), and every minute
+the archive of closed days (the RQ queue `pager` runs its jobs: services/pager/archive.py) and retention."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 
 from services.domain import pages
 from services.domain.contracts import PAGE_REQUESTS, PAGER
-from services.pager import delivery, intake, retention
+from services.pager import archive, delivery, intake, retention
 from services.runtime import consumer
 from services.runtime.settings import Context
 from services.runtime.worker import Work
@@ -30,10 +30,14 @@ def work(ctx: Context) -> Work:
         delivery.sweep_outbox(r, by_id, ctx.settings.outbox_grace_s)
         delivery.clear_ended(r, mine)
 
-    def remove_old() -> None:
+    def keep_records() -> None:
+        if ctx.settings.database_url:
+            archive.enqueue_due(r, ctx.rq(), mine)
         for branch in mine:
+            retention.remove_archived_days(r, branch)
             retention.remove_old_pages(r, branch)
 
-    return Work(service=PAGER, every=[(pages.POLL_S, lambda: pages.fire_due(r, mine)), (SWEEP_EVERY_S, sweep),
-                                      (RETENTION_EVERY_S, remove_old)],
+    return Work(service=PAGER, queue=PAGER,
+                every=[(pages.POLL_S, lambda: pages.fire_due(r, mine)), (SWEEP_EVERY_S, sweep),
+                       (RETENTION_EVERY_S, keep_records)],
                 consumers=[read_requests], once=[lambda: consumer.drain(r, PAGE_REQUESTS, name, handle)])

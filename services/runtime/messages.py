@@ -22,7 +22,9 @@ def queue(name: str, connection: redis.Redis) -> Queue:
     return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
-def enqueue(connection: redis.Redis, spec: JobSpec, payload: Payload) -> None:
-    """Enqueue one job for another service on its queue, on the Redis `connection` (RQ's: bytes replies)."""
+def enqueue(connection: redis.Redis, spec: JobSpec, payload: Payload, *, job_id: str | None = None,
+            retry: Retry = JOB_RETRY) -> None:
+    """Enqueue one job for another service on its queue, on the Redis `connection` (RQ's: bytes replies); a
+    job_id names a job that must not run twice at once."""
     queue(spec.queue, connection).enqueue(spec.path, payload.model_dump(mode="json"), result_ttl=JOB_RESULT_TTL_S,
-                                          failure_ttl=JOB_FAILURE_TTL_S, retry=JOB_RETRY)
+                                          failure_ttl=JOB_FAILURE_TTL_S, retry=retry, job_id=job_id)

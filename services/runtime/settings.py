@@ -37,6 +37,8 @@ class Settings(BaseModel):
     outbox_grace_s: float = 3.0
     # Entries each live stream keeps, for every branch (LOBBY_STREAM_MAXLEN); None: each branch's own setting.
     stream_maxlen: int | None = Field(default=None, ge=100)
+    # The records database (DATABASE_URL; services/records/database.py); None: no day is archived.
+    database_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +55,7 @@ class Settings(BaseModel):
             config_path=Path(env.get("LOBBY_CONFIG") or DEMO_CONFIG),
             ports=ports,
             stream_maxlen=int(maxlen) if maxlen else None,
+            database_url=env.get("DATABASE_URL") or None,
         )
 
 

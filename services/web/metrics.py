@@ -23,7 +23,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from rq.registry import FailedJobRegistry
 
-from services.domain import contracts, keys, presence
+from services.domain import contracts, held_days, keys, presence
 from services.domain.clock import SYSTEM
 from services.domain.counts import ACK_BUCKETS_S, WAIT_BUCKETS_S
 from services.runtime import consumer, messages
@@ -74,6 +74,8 @@ class LobbyCollector(Collector):
                              "kind", stats, "ack", ACK_BUCKETS_S)
             yield _counter("lobby_escalations", "Pages escalated to the next manager", ["branch", "kind"],
                            stats, "escalations")
+        if "pages" in owned:
+            yield from self._archive_lag()
         if "test_calls" in owned:
             yield _counter("lobby_test_calls", "Drills of the silent call (not counted in lobby_pages)",
                            ["branch", "kind"], stats, "test_calls")
@@ -96,6 +98,20 @@ class LobbyCollector(Collector):
                                     "has taken and not finished yet (all shards)",
                                     value=sum(b["pending"] for b in backlogs))
 
+
+    def _archive_lag(self) -> Iterator[Metric]:
+        days = GaugeMetricFamily("lobby_archive_lag_days", "Closed business days Redis holds that the records "
+                                 "database does not yet (0: every closed day is archived)", labels=["branch"])
+        age = GaugeMetricFamily("lobby_archive_oldest_waiting_days", "Age in days of the oldest closed day not "
+                                "archived yet (0 when none waits)", labels=["branch"])
+        for url in self.ctx.urls():
+            r = self.ctx.redis(url)
+            for branch in self.ctx.on(url):
+                lag = held_days.lag(r, branch)
+                days.add_metric([branch.id], lag.days)
+                age.add_metric([branch.id], lag.oldest_age_days)
+        yield days
+        yield age
 
     def _endpoints(self) -> GaugeMetricFamily:
         family = GaugeMetricFamily("lobby_endpoints", "Screens, terminals and devices of a branch, by kind and "

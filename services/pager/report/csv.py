@@ -23,6 +23,7 @@ from services.pager.report.models import (
     TestCallRow,
     VipWaitRow,
 )
+from services.records.export import csv_cell
 
 TABLES = ("categories", "hours", "vip_waits", "pauses", "pages", "supervision", "test_calls")
 # The Chinese name of every column of every table (a category's column in `hours` is named by the category;
@@ -43,10 +44,6 @@ CSV_NAMES = {
     "subject": "对象", "subject_name": "对象名称", "ended_at": "结束", "lasted_s": "持续（秒）",
     "acknowledged_by": "确认人", "created_at": "呼叫时间", "ack_s": "确认（秒）", "paged": "已呼叫",
 }
-# A spreadsheet would run a cell that starts with one of these as a formula: such text gets a leading quote.
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
 def table_rows(report: Report, table: str) -> tuple[list[str], list[list[Any]]]:
     """Return a table of the report as its JSON field names and rows of plain values."""
     if table == "hours":
@@ -62,19 +59,6 @@ def table_rows(report: Report, table: str) -> tuple[list[str], list[list[Any]]]:
              "supervision": SupervisionRow, "test_calls": TestCallRow}[table]
     header = list(model.model_fields)
     return header, [[getattr(m, f) for f in header] for m in models]
-
-
-def csv_cell(value: Any) -> Any:
-    """Write a value as a spreadsheet reads it safely: empty for None, text never taken for a formula."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return csv_cell(" ".join(str(v) for v in value))
-    if isinstance(value, str) and value.startswith(FORMULA_START):
-        return "'" + value
-    return value
 
 
 def to_csv(report: Report, table: str) -> str:

@@ -29,13 +29,16 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 
 import redis
+from sqlalchemy import Engine
 
+from services.domain import held_days
 from services.domain.branch import Branch
 from services.domain.clock import SYSTEM, Clock, business_day, local_iso, parse_iso
 from services.domain.contracts import INFORMATION, KIND_NAMES, PageKind
 from services.domain.pages import is_test
 from services.domain.schemas import Page
 from services.domain.stats import percentile
+from services.pager.report import archived
 from services.pager.report.days import seconds_between
 from services.pager.report.models import (
     CategoryRow,
@@ -48,7 +51,7 @@ from services.pager.report.models import (
     TestCallRow,
     VipWaitRow,
 )
-from services.pager.report.reads import PauseRecord, TicketRecord, read_pages, read_pauses, read_tickets
+from services.pager.report.reads import DayRecords, PauseRecord, TicketRecord, read_day
 
 # A page's resolution when the system closed it, not a manager.
 SYSTEM_CLOSED = ("cleared", "expired")
@@ -59,13 +62,21 @@ def _round(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def build(r: redis.Redis, branch: Branch, day: str, clock: Clock = SYSTEM) -> Report:
-    """Compute the report of one business day of a branch, as it stands at the clock's now."""
+def build(r: redis.Redis, branch: Branch, day: str, clock: Clock = SYSTEM, db: Engine | None = None) -> Report:
+    """Compute the report of one business day of a branch, as it stands at the clock's now: from the records
+    database `db` once it holds the day, else from Redis."""
     now = clock.now()
+    source = archived.read_day(db, branch, day) if db is not None and held_days.is_archived(r, branch, day) \
+        else read_day(r, branch, day, now)
+    return build_from(branch, day, source, now)
+
+
+def build_from(branch: Branch, day: str, source: DayRecords, now: datetime) -> Report:
+    """Compute the report of one business day from its records, as it stands at `now`."""
     today = business_day(branch, now)
-    tickets = read_tickets(r, branch, day)
-    pauses = [pause_row(branch, p) for p in read_pauses(r, branch, day, now)]
-    every_page = read_pages(r, branch, day)
+    tickets = source.tickets
+    pauses = [pause_row(branch, p) for p in source.pauses]
+    every_page = source.pages
     pages = [p for p in every_page if not is_test(p)]
     drills = [test_call_row(branch, p) for p in every_page if is_test(p)]
     incidents = [supervision_row(branch, p, now) for p in pages if p.kind in SUPERVISED]

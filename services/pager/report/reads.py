@@ -59,8 +59,24 @@ class PauseRecord:
     actual_s: int  # so far, while running
 
 
-def read_tickets(r: redis.Redis, branch: Branch, day: str) -> list[TicketRecord]:
-    """Read every ticket numbered on a day, category by category, in number order."""
+@dataclass(frozen=True)
+class DayRecords:
+    """What the report is computed from: a day's tickets, pauses and pages, from Redis or the database."""
+
+    tickets: list[TicketRecord]
+    pauses: list[PauseRecord]
+    pages: list[Page]
+
+
+def read_day(r: redis.Redis, branch: Branch, day: str, now: datetime) -> DayRecords:
+    """Read a day's records from Redis, as they stand at `now`."""
+    return DayRecords(tickets=read_tickets(r, branch, day), pauses=read_pauses(r, branch, day, now),
+                      pages=read_pages(r, branch, day))
+
+
+def read_ticket_hashes(r: redis.Redis, branch: Branch, day: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Read every ticket numbered on a day as Redis keeps it: (category issued in, number, hash), category by
+    category, in number order; a ticket removed or never written is left out."""
     pipe = r.pipeline(transaction=False)
     for category in branch.categories:
         pipe.get(keys.ticket_seq(branch.id, day, category.id))
@@ -69,14 +85,16 @@ def read_tickets(r: redis.Redis, branch: Branch, day: str) -> list[TicketRecord]
     pipe = r.pipeline(transaction=False)
     for _, number in numbers:
         pipe.hgetall(keys.ticket(branch.id, day, number))
-    found = []
-    for (category, number), raw in zip(numbers, pipe.execute(), strict=True):
-        if not raw or not raw.get("issued_at"):
-            continue  # removed (retention) or never written
-        found.append(TicketRecord(number=number, category=category, status=raw.get("status", "waiting"),
-                                  issued_at=raw["issued_at"], called_at=raw.get("called_at") or None,
-                                  window=raw.get("window") or None))
-    return found
+    return [(category, number, raw) for (category, number), raw in zip(numbers, pipe.execute(), strict=True)
+            if raw and raw.get("issued_at")]
+
+
+def read_tickets(r: redis.Redis, branch: Branch, day: str) -> list[TicketRecord]:
+    """Read every ticket numbered on a day, category by category, in number order."""
+    return [TicketRecord(number=number, category=category, status=raw.get("status", "waiting"),
+                         issued_at=raw["issued_at"], called_at=raw.get("called_at") or None,
+                         window=raw.get("window") or None)
+            for category, number, raw in read_ticket_hashes(r, branch, day)]
 
 
 def read_pauses(r: redis.Redis, branch: Branch, day: str, now: datetime) -> list[PauseRecord]:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from services.domain.branch import Branch, Manager
 from services.domain.clock import SYSTEM, business_day
 from services.domain.errors import ApiError
-from services.pager.report import charts, days, figures
+from services.pager.report import archived, charts, days, figures
 from services.pager.report.csv import TABLES, to_csv
 from services.pager.report.display import (
     INFORMATION_NAMES,
@@ -84,7 +84,8 @@ api.after_request(drop_stale_session)
 
 def _build(query: ReportQuery) -> Report:
     branch: Branch = g.branch
-    return figures.build(redis_client(), branch, days.parse_day(query.date, branch, business_day(branch, SYSTEM.now())))
+    day = days.parse_day(query.date, branch, business_day(branch, SYSTEM.now()))
+    return figures.build(redis_client(), branch, day, db=archived.app_database())
 
 
 @api.get("", responses={200: ReportEnvelope})
@@ -148,7 +149,7 @@ bp.after_request(drop_stale_session)
 
 
 def _page(b: Branch, day: str, manager: Manager) -> Response:
-    built = figures.build(redis_client(), b, day)
+    built = figures.build(redis_client(), b, day, db=archived.app_database())
     shown = date.fromisoformat(day)
     response = render_page(
         "report.html", b, title=title(b, day), page="report", data={"date": day},
