@@ -135,7 +135,33 @@ def factory_of(command: list[str]) -> str:
 
 def test_compose_runs_every_service_and_a_worker_for_every_service(services: dict[str, dict[str, Any]]) -> None:
     # A service without its worker silently piles up work: pages would never be sent, nor their answers heard.
-    assert set(services) == {"redis", *APP_SERVICES}
+    assert set(services) == {"redis", "postgres", "migrate", *APP_SERVICES}
+
+
+def test_the_records_live_in_postgresql_on_a_volume_with_a_healthcheck(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    assert str(postgres["image"]).startswith("postgres:")
+    assert "pg_isready" in argv(postgres["healthcheck"]["test"])
+    name, _, mount = str(postgres["volumes"][0]).partition(":")
+    assert mount == "/var/lib/postgresql/data" and name in (compose.get("volumes") or {})
+    assert set(postgres["networks"]) == {"back"}, "never on the front"
+
+
+def test_the_tables_are_migrated_once_the_database_is_healthy_and_before_any_app(
+        services: dict[str, dict[str, Any]]) -> None:
+    migrate = services["migrate"]
+    assert argv(migrate["command"]) == ["lobby", "migrate"] and migrate["restart"] == "no"
+    assert depends_on(migrate)["postgres"]["condition"] == "service_healthy"
+    for name in APP_SERVICES:
+        assert depends_on(services[name])["migrate"]["condition"] == "service_completed_successfully", name
+
+
+@pytest.mark.parametrize("name", ["migrate", *APP_SERVICES])
+def test_app_services_reach_the_records_database_by_service_name(services: dict[str, dict[str, Any]],
+                                                                  name: str) -> None:
+    url = environment(services[name]).get("DATABASE_URL", "")
+    assert urlsplit(url).scheme == "postgresql" and urlsplit(url).hostname == "postgres"
+    assert Settings.from_env({"DATABASE_URL": url}).database_url == url
 
 
 def test_ops_profile_adds_rq_dashboard_on_loopback_only(all_services: dict[str, dict[str, Any]]) -> None:
@@ -185,7 +211,7 @@ def test_app_services_reach_redis_by_service_name(services: dict[str, dict[str, 
     assert Settings.from_env({"REDIS_URL": url}).redis_url == url
 
 
-@pytest.mark.parametrize("name", ["redis", *APP_SERVICES])
+@pytest.mark.parametrize("name", ["redis", "postgres", *APP_SERVICES])
 def test_every_service_restarts_unless_stopped(services: dict[str, dict[str, Any]], name: str) -> None:
     assert services[name].get("restart") == "unless-stopped"
 
