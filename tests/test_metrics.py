@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.domain import keys
+from services.domain.clock import SYSTEM, business_day
 from tests.conftest import BRANCH, QUICK, settle
 from tests.sse import eventually
 
@@ -89,3 +93,23 @@ def test_metrics_move_with_a_scripted_morning(live, token, sse):
     # Unanswered, the quick branch's page climbs to the deputy: the escalation counter moves.
     eventually(lambda: value(scrape(live, "pager"), "lobby_escalations_total", branch=QUICK, kind="help") >= 1,
                timeout=15)
+
+
+def test_the_archive_lag_shows_closed_days_the_records_database_does_not_hold_yet(clients, r, branch):
+    today = date.fromisoformat(business_day(branch, SYSTEM.now()))
+    old, recent = (today - timedelta(days=3)).isoformat(), (today - timedelta(days=1)).isoformat()
+
+    def lag() -> tuple[float, float]:
+        text = clients["pager"].get("/metrics").get_data(as_text=True)
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(text) for s in family.samples}
+        return (value(samples, "lobby_archive_lag_days", branch=BRANCH),
+                value(samples, "lobby_archive_oldest_waiting_days", branch=BRANCH))
+
+    assert lag() == (0, 0)
+    r.sadd(keys.closed_days(BRANCH), old, recent)
+    assert lag() == (2, 3)
+    r.hset(keys.archived(BRANCH), old, "{}")
+    assert lag() == (1, 1)
+    r.hset(keys.archived(BRANCH), recent, "{}")
+    assert lag() == (0, 0)
