@@ -80,7 +80,8 @@ def test_metrics_move_with_a_scripted_morning(live, token, sse):
         assert value(after[service], "process_resident_memory_bytes") > 0
     assert ("lobby_rq_queue_depth", (("queue", "kiosk"),)) in after["kiosk"]
     assert value(after["kiosk"], "lobby_rq_failed_jobs", queue="kiosk") == 0
-    assert not any(name == "lobby_rq_queue_depth" for name, _ in after["pager"]), "the pager is sent no jobs"
+    assert ("lobby_rq_queue_depth", (("queue", "pager"),)) in after["pager"], "the archive's queue"
+    assert value(after["pager"], "lobby_archive_lag_days", branch=BRANCH) == 0
     # Pages come by the page-request stream, and their news by the page-news stream, whose backlogs their readers
     # export: everything read and done.
     for service, stream in (("pager", "page_requests"), ("counter", "page_news")):
