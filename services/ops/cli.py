@@ -346,7 +346,10 @@ def _print_demo(stack: object, ctx: Context) -> None:
 
     assert isinstance(stack, Stack)
     shown = "localhost" if stack.host in ("0.0.0.0", "127.0.0.1") else stack.host
-    lines = [f"Redis: {stack.redis_url}"]
+    from sqlalchemy.engine import make_url
+
+    records = make_url(stack.database_url).render_as_string(hide_password=True) if stack.database_url else "none"
+    lines = [f"Redis: {stack.redis_url}", f"Records database: {records}"]
     for branch in ctx.branches.values():
         r = ctx.for_branch(branch.id)
         kiosk = f"http://{shown}:{stack.ports['kiosk']}"
