@@ -75,25 +75,32 @@ def remove_archived_days(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM) 
 
 def remove_day(r: redis.Redis, branch: Branch, day: str) -> None:
     """Remove one day's keys and the pages created on it; the day leaves the closed days last."""
+    page_ids, doomed = day_keys(r, branch, day)
+    for n in range(0, len(page_ids), BATCH):
+        remove_pages(r, branch, page_ids[n:n + BATCH])
+    for n in range(0, len(doomed), BATCH):
+        r.unlink(*doomed[n:n + BATCH])
+    r.srem(keys.closed_days(branch.id), day)
+
+
+def day_keys(r: redis.Redis, branch: Branch, day: str) -> tuple[list[str], list[str]]:
+    """Return what Redis holds of one day: the ids of the pages created on it, and the day's own keys (its
+    tickets, lines, service times, pauses, calls and long waits paged)."""
     start_ms, end_ms = day_bounds_ms(branch, day)
     margin = 60_000  # the index score and created_at are read from the clock a moment apart
     around = r.zrangebyscore(keys.pages_all(branch.id), start_ms - margin, end_ms + margin)
     raws = r.mget([keys.page(branch.id, i) for i in around]) if around else []
-    ids = [i for i, raw in zip(around, raws, strict=True)
-           if raw is None or local_day(branch, json.loads(raw)["created_at"]) == day]
-    for n in range(0, len(ids), BATCH):
-        remove_pages(r, branch, ids[n:n + BATCH])
+    page_ids = [i for i, raw in zip(around, raws, strict=True)
+                if raw is None or local_day(branch, json.loads(raw)["created_at"]) == day]
     pipe = r.pipeline(transaction=False)
     for category in branch.categories:
         pipe.get(keys.ticket_seq(branch.id, day, category.id))
     issued = pipe.execute()
-    doomed = [keys.ticket(branch.id, day, f"{c.prefix}{n:03d}")
-              for c, count in zip(branch.categories, issued, strict=True) for n in range(1, int(count or 0) + 1)]
+    day_keys_ = [keys.ticket(branch.id, day, f"{c.prefix}{n:03d}")
+                 for c, count in zip(branch.categories, issued, strict=True) for n in range(1, int(count or 0) + 1)]
     for c in branch.categories:
-        doomed += [keys.ticket_seq(branch.id, day, c.id), keys.line(branch.id, day, c.id),
-                   keys.service_times(branch.id, day, c.id)]
-    doomed += [keys.counter_line(branch.id, day, c.id) for c in branch.counters]
-    doomed += [keys.pauses(branch.id, day), keys.calls(branch.id, day), keys.vip_wait_paged(branch.id, day)]
-    for n in range(0, len(doomed), BATCH):
-        r.unlink(*doomed[n:n + BATCH])
-    r.srem(keys.closed_days(branch.id), day)
+        day_keys_ += [keys.ticket_seq(branch.id, day, c.id), keys.line(branch.id, day, c.id),
+                      keys.service_times(branch.id, day, c.id)]
+    day_keys_ += [keys.counter_line(branch.id, day, c.id) for c in branch.counters]
+    day_keys_ += [keys.pauses(branch.id, day), keys.calls(branch.id, day), keys.vip_wait_paged(branch.id, day)]
+    return page_ids, day_keys_

@@ -178,7 +178,7 @@ def page_context(b: Branch, built: Report, manager: Manager, csv_links: dict[str
         "day_en": day_en,
         "charts": {name: (draw(built), draw(built, compact=True)) for name, draw in (
             ("hours", charts.tickets_by_hour), ("waits", charts.waiting_times), ("pages", charts.pages_by_kind))},
-        "colours": charts.category_colours(built),
+        "colours": charts.category_colours(built.categories),
         "dur": duration_text, "hm": lambda iso: wall_clock(b, iso), "status_names": STATUS_NAMES,
         "overrun": overrun, "threshold": duration_text(built.vip_wait_threshold_minutes * 60),
         "information_names": INFORMATION_NAMES, "resumed_names": RESUMED_NAMES,

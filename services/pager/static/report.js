@@ -1,5 +1,5 @@
-/* The branch manager's daily report. The server draws everything (tables, SVG charts); this script keeps the
- * device's token, opens the report's session with it, and prints.
+/* The branch manager's daily report, and the trends page that shares it. The server draws everything (tables,
+ * SVG charts); this script keeps the device's token, opens the reading session with it, and prints.
  *
  * A token never goes into an address or a form. A first visit's ?token= is kept (localStorage, as the device
  * page keeps it) and taken out of the address bar; the page, its other days and its CSV and JSON are then read
@@ -14,9 +14,11 @@
   const storageKey = "lobby.device." + data.branch.id;
   // When this tab last got a session: a page that still has none right after means cookies are refused.
   const triedKey = "lobby.report.session." + data.branch.id;
+  // What the page is called in what this script says: the daily report, unless the page names itself.
+  const reading = data.reading || { zh: "日报", en: "report" };
   const REFUSED = ["missing_token", "session_expired", "invalid_token", "wrong_branch", "wrong_token_kind",
                    "unknown_manager"];
-  const FORBIDDEN = "此令牌不能查看本支行的日报。This token may not read this branch's report.";
+  const FORBIDDEN = "此令牌不能查看本支行的" + reading.zh + "。This token may not read this branch's " + reading.en + ".";
   const INVALID = "令牌无效或已吊销，请重新输入。The token is not valid or was revoked: enter it again.";
 
   function stored() {
@@ -81,7 +83,7 @@
     } else if (answer.status === 403) {
       say(FORBIDDEN);
     } else {
-      say("暂时无法打开日报，请稍后再试。The report cannot be opened just now: try again shortly.");
+      say("暂时无法打开" + reading.zh + "，请稍后再试。The " + reading.en + " cannot be opened just now: try again shortly.");
     }
     if (input) input.focus();
   }
@@ -97,10 +99,10 @@
 
   if (data.problem === "missing_token" || data.problem === "session_expired") {
     if (triedJustNow()) {
-      say("此浏览器未保存日报的会话 cookie，请允许本站使用 cookie。" +
-          "This browser did not keep the report's session cookie: allow cookies for this site.");
+      say("此浏览器未保存" + reading.zh + "的会话 cookie，请允许本站使用 cookie。" +
+          "This browser did not keep the session cookie of the " + reading.en + ": allow cookies for this site.");
     } else if (stored()) {
-      say("正在打开日报… Opening the report…");
+      say("正在打开" + reading.zh + "… Opening the " + reading.en + "…");
       exchange(stored(), false);
     }
   }
