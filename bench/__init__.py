@@ -11,6 +11,7 @@ repository's top folder (BENCHMARKS.md). They are not part of the installed pack
     fanout.py      B4 many live screens and devices, with B5 timer lateness
     footprint.py   B6 Redis bytes per ticket and per page
     estimates.py   B7 wait estimates against the best knowable on simulated days, and the simulator's speed
+    records.py     B8 archiving a day of many branches into PostgreSQL, 12 months of trends, Redis's window
     figures.py     latencies in ms, nearest-rank percentiles
     report.py      the table, the targets met, the JSON document
     machine.py     the machine, and each process's memory and CPU from /proc

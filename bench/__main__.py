@@ -4,7 +4,7 @@ Each benchmark drives the stack over HTTP and SSE from separate processes; the t
 machine, the plan, every figure) go to bench/results/latest-{full,quick}.json and a timestamped copy. Every
 figure is measured in the same run as its baseline: B0 (Redis alone) ahead of B1 (press to device), and B3's
 hello-world endpoint (the kiosk app plus one route, same gunicorn settings) beside ticket issuing, B7's
-simulator beside a PING on its own Redis. `--quick`
+simulator beside a PING on its own Redis, B8's archive into PostgreSQL beside the same into SQLite. `--quick`
 runs every benchmark with small counts in seconds, so CI keeps the harness working; its timings mean nothing.
 """
 
@@ -30,6 +30,7 @@ from bench.footprint import b6
 from bench.latency import b0, b1, b2
 from bench.machine import machine
 from bench.plan import FULL, QUICK, branches_toml
+from bench.records import b8
 from bench.throughput import b3
 from services.ops.redis_server import free_port
 from services.ops.stack import SERVICES, Stack
@@ -38,7 +39,7 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # The benchmarks in the order they run; B4 and B5 run together (B5's timers fire while B4's traffic flows). B7
 # drives no HTTP: it runs simulated days on a Redis of its own.
 STEPS: list[tuple[str, Callable[[Driver], Any]]] = [("B0", b0), ("B1", b1), ("B2", b2), ("B3", b3),
-                                                    ("B4+B5", b4_b5), ("B6", b6), ("B7", b7)]
+                                                    ("B4+B5", b4_b5), ("B6", b6), ("B7", b7), ("B8", b8)]
 
 
 def run(driver: Driver, only: set[str] | None = None) -> dict[str, Any]:

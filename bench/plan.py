@@ -34,14 +34,20 @@ class Plan:
     b7_mmc_days: int  # seeded 9-hour M/M/3 days, ~324 customers each
     b7_busy_days: int  # seeded busy days (scenarios/busy-day.toml), ~590 customers each
     b7_pings: int  # PINGs timed after each busy day: the round-trip baseline
+    b8_branches: int  # branches whose busy day is archived at once
+    b8_pages_per_branch: int  # pages each branch's day has, with its calls added
+    b8_trend_days: int  # archived days of the one branch whose trends are drawn
+    b8_renders: int  # trends pages rendered, and daily reports read from the database, for the percentiles
 
 
 FULL = Plan(branches=50, b0_writes=5000, b1_presses=500, b1_rate=50, b2_rounds=2, b3_seconds=10, b3_clients=32,
             b4_clients=1000, b4_seconds=30, b4_rate=100, b6_tickets=10_000, b6_pages=1000,
-            b7_mmc_days=30, b7_busy_days=10, b7_pings=500)
+            b7_mmc_days=30, b7_busy_days=10, b7_pings=500,
+            b8_branches=50, b8_pages_per_branch=40, b8_trend_days=365, b8_renders=20)
 QUICK = Plan(branches=3, b0_writes=200, b1_presses=12, b1_rate=40, b2_rounds=1, b3_seconds=1, b3_clients=8,
              b4_clients=30, b4_seconds=4, b4_rate=30, b6_tickets=200, b6_pages=15,
-             b7_mmc_days=1, b7_busy_days=1, b7_pings=200)
+             b7_mmc_days=1, b7_busy_days=1, b7_pings=200,
+             b8_branches=3, b8_pages_per_branch=10, b8_trend_days=14, b8_renders=3)
 
 
 def branches_toml(count: int) -> str:

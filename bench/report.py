@@ -19,12 +19,13 @@ TARGETS = {
     "B5": "never early, p99 ≤ 1.5 s late",
     "B6": "< 1 KiB per ticket",
     "B7": "MAE ≤ 1.25× best knowable on both; a busy day ≤ 5 s",
+    "B8": "50 branches' day ≤ 10 s into PostgreSQL; 12-month trends p95 ≤ 1 s",
 }
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, bool | None]:
     """Say, for each benchmark with a target that ran, whether this run met it."""
-    b1, b3, b4, b5, b6, b7 = (results.get(k, {}) for k in ("B1", "B3", "B4", "B5", "B6", "B7"))
+    b1, b3, b4, b5, b6, b7, b8 = (results.get(k, {}) for k in ("B1", "B3", "B4", "B5", "B6", "B7", "B8"))
 
     def ok(*conditions: Any) -> bool | None:
         return None if any(c is None for c in conditions) else all(conditions)
@@ -40,6 +41,8 @@ def verdicts(results: dict[str, Any]) -> dict[str, bool | None]:
         "B6": lambda: ok(b6["bytes_per_ticket"] is not None and b6["bytes_per_ticket"] < 1024),
         "B7": lambda: ok(*(b7[t]["ratio"] is not None and b7[t]["ratio"] <= 1.25 for t in ("mmc", "busy_day")),
                          b7["speed"]["busy_day_s"] <= 5),
+        "B8": lambda: ok(None if not b8.get("postgres") else b8["postgres"]["seconds"] <= 10,
+                         b8["trends"]["page"]["p95_ms"] <= 1000),
     }
     return {name: check() for name, check in checks.items() if name in results}
 
@@ -81,6 +84,24 @@ def _b7(b7: dict[str, Any]) -> tuple[str, str]:
         f"{speed['round_trips_per_customer']} round trips each, PING {_f(speed['ping']['p50_us'], ' µs')}")
 
 
+def _b8(b8: dict[str, Any]) -> tuple[str, str]:
+    def archived(where: str) -> str:
+        a = b8.get(where)
+        if not a:
+            return f"{where}: not measured"
+        return (f"{where} {_f(a['seconds'], ' s')} (Redis read {_f(a['read_redis_s'], ' s')}, write "
+                f"{_f(a['write_db_s'], ' s')}; {a['rows']['tickets']} tickets, {a['rows']['pages']} pages)")
+
+    t, w = b8["trends"], b8["redis_window"]
+    return "records database", (
+        f"{b8['branches']} branches' day: {archived('postgres')} · baseline {archived('sqlite')} · trends "
+        f"{t['range']} over {t['days']} days ({t['rows']} rows): p50 {_f(t['page']['p50_ms'], ' ms')} · p95 "
+        f"{_f(t['page']['p95_ms'], ' ms')} vs a day's report from the database p95 "
+        f"{_f(t['daily_report_from_db']['p95_ms'], ' ms')} · Redis {w['days_kept']} days: "
+        f"{_f(w['branch_mib'], ' MiB')}/branch, 500 branches {_f(w['region_500_gib'], ' GiB')} "
+        f"(91 days: {_f(w['region_500_gib_at_91_days'], ' GiB')})")
+
+
 # Per benchmark: what it measures, and its figures as the table shows them.
 ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B0": lambda b0: ("Redis XADD → blocked XREAD",
@@ -103,6 +124,7 @@ ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
                       f"{_f(b6['kib_per_10k_tickets'])} KiB per 10,000 · {_f(b6['bytes_per_page'], ' B')}/page"
                       f"{_split(b6['page_split'])} = {_f(b6['kib_per_1k_pages'])} KiB per 1,000 pages"),
     "B7": _b7,
+    "B8": _b8,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 
 # bench/ is not installed: `python -m bench` runs from the repository's top folder.
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7")
+ROWS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
 
 
 @pytest.mark.timeout(240)
@@ -47,3 +48,12 @@ def test_quick_mode_prints_and_writes_every_row(tmp_path: Path) -> None:
     speed = results["B7"]["speed"]
     assert speed["busy_day_s"] > 0 and speed["ms_per_customer"] > 0 and speed["round_trips_per_customer"] > 0
     assert speed["ping"]["n"] > 0 and speed["ping"]["p50_us"] > 0
+    # B8 archived each branch's day into PostgreSQL and SQLite alike, and drew the trends from the archive.
+    b8 = results["B8"]
+    if b8["postgres"] is None:  # no PostgreSQL here: B8 says so, and measures SQLite (CI has one)
+        assert "no PostgreSQL" in b8["note"] and not os.environ.get("LOBBY_REQUIRE_POSTGRES")
+    for where in ("postgres", "sqlite") if b8["postgres"] else ("sqlite",):
+        assert b8[where]["rows"]["tickets"] == b8["branches"] * b8["per_branch_day"]["tickets"] > 0, where
+        assert b8[where]["rows"]["pages"] == b8["branches"] * b8["per_branch_day"]["pages"] > 0, where
+    assert b8["trends"]["page"]["n"] > 0 and b8["trends"]["rows"] > 0
+    assert b8["redis_window"]["days_kept"] == 8 and b8["per_branch_day"]["redis_bytes"] > 0
