@@ -285,3 +285,27 @@ def test_lobby_export_refuses_a_day_that_is_not_a_day(capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["export", "--branch", "zhongnan", "--from", "2026-13-01", "--to", "2026-12-01", "--what", "pages"])
     assert exit_.value.code == 2 and "not a day as YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_a_closed_day_waits_for_its_pages_to_be_resolved_a_day_at_most(sim):
+    branch, closed, clock = simulated_day(sim)
+    active = archive.still_active(sim, branch, closed)
+    assert active, "the distress call was acknowledged, not resolved"
+    assert not archive.ready(sim, branch, closed, clock), "the next morning it waits for its pages"
+    for page_id in sim.zrange(keys.pages_active(branch.id), 0, -1):
+        pages.resolve(sim, branch, page_id, branch.managers[0], "done", clock=clock)
+    assert archive.still_active(sim, branch, closed) == 0
+    assert archive.ready(sim, branch, closed, clock)
+
+
+def test_a_page_left_unresolved_holds_its_day_back_one_day_then_is_archived_as_it_stands(sim, records_url):
+    branch, closed, clock = simulated_day(sim)
+    later = At(clock.now() + timedelta(days=archive.ACTIVE_GRACE_DAYS))
+    assert not archive.ready(sim, branch, closed, clock)
+    assert archive.ready(sim, branch, closed, later)
+    db = database.connect(records_url)
+    archive.archive_day(sim, db, branch, closed, later)
+    with db.connect() as connection:
+        statuses = {page["status"] for (page,) in connection.execute(select(tables.pages.c.page))}
+    assert "acknowledged" in statuses, "what still ran is archived as it stood"
+    db.dispose()

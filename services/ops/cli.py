@@ -206,9 +206,12 @@ def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
             return _fail("the records database is not migrated: run `lobby migrate` first")
         days = [args.day] if args.day else held_days.waiting(r, branch)
         for day in days:
+            active = archive.still_active(r, branch, day)
             done = archive.archive_day(r, db, branch, day)
             counts = ", ".join(f"{n} {name}" for name, n in done.counts.items())
             print(f"{branch.id} {day}: {'archived' if done.written else 'already archived, unchanged'} ({counts})")
+            if done.written and active:
+                print(f"  {active} page(s) of the day were not resolved yet: archived as they stood")
     except ValueError as exc:
         return _fail(str(exc))
     except redis.RedisError as exc:

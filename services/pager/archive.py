@@ -2,8 +2,9 @@
 
 - A day closes when the counter worker's watch expires its last waiting tickets (tickets.close_past_days); it
   then joins the branch's closed days (keys.closed_days). Every minute the pager worker enqueues an RQ job
-  (`ARCHIVE_DAY`, one job id per branch and day, with retries) for each closed day not archived yet, and
-  `lobby archive` runs one by hand.
+  (`ARCHIVE_DAY`, one job id per branch and day, with retries) for each closed day not archived yet whose
+  pages are all resolved, or which is older than ACTIVE_GRACE_DAYS (what still runs is then archived as it
+  stands); `lobby archive` runs one by hand, whatever its pages.
 - One transaction writes the day: its row in `days`, every ticket with its history, every pause, every page
   with its audit trail and alerts, and the outages supervision paged. Before it commits, the rows of each table
   are counted in the database and checked against what was read from Redis; a mismatch rolls it all back. A
@@ -18,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import redis
@@ -33,7 +34,7 @@ from services.domain.clock import SYSTEM, Clock, business_day, local_iso, parse_
 from services.domain.contracts import ARCHIVE_DAY, ArchiveDay, PageKind
 from services.domain.pages import is_test
 from services.domain.schemas import Page
-from services.pager.report.days import seconds_between
+from services.pager.report.days import day_bounds_ms, local_day, seconds_between
 from services.pager.report.reads import CALLED, read_pages, read_pauses, read_ticket_hashes
 from services.records import database, tables
 from services.runtime import messages
@@ -44,6 +45,9 @@ log = logging.getLogger("lobby.archive")
 # An archive that fails (the database down) is tried again after these delays, then every minute by the
 # pager worker's look for closed days not archived (enqueue_due).
 RETRY = Retry(max=4, interval=[10, 30, 60, 120])
+# A closed day waits for the pages created on it to be resolved (a call acknowledged at closing time is often
+# resolved the next morning) for up to this many days after it; then it is archived as it stands.
+ACTIVE_GRACE_DAYS = 1
 
 
 class CountMismatch(RuntimeError):
@@ -219,12 +223,30 @@ def job_id(branch_id: str, day: str) -> str:
     return f"archive-{branch_id}-{day}"
 
 
-def enqueue_due(r: redis.Redis, rq_connection: redis.Redis, branches: list[Branch]) -> int:
-    """Enqueue an archive job for each closed day not archived and not already queued, running or waiting to
-    be retried; return how many."""
+def still_active(r: redis.Redis, branch: Branch, day: str) -> int:
+    """Count the pages created on a day that are not resolved yet (open, or acknowledged and not closed)."""
+    start_ms, end_ms = day_bounds_ms(branch, day)
+    margin = 60_000  # the index score and created_at are read from the clock a moment apart
+    ids = r.zrangebyscore(keys.pages_active(branch.id), start_ms - margin, end_ms + margin)
+    raws = r.mget([keys.page(branch.id, i) for i in ids]) if ids else []
+    return sum(1 for raw in raws if raw and local_day(branch, json.loads(raw)["created_at"]) == day)
+
+
+def ready(r: redis.Redis, branch: Branch, day: str, clock: Clock = SYSTEM) -> bool:
+    """Say whether a closed day is ready to archive: every page created on it is resolved, so its records are
+    whole; or it is older than ACTIVE_GRACE_DAYS, and what still runs is archived as it stands."""
+    today = date.fromisoformat(business_day(branch, clock.now()))
+    if date.fromisoformat(day) < today - timedelta(days=ACTIVE_GRACE_DAYS):
+        return True
+    return still_active(r, branch, day) == 0
+
+
+def enqueue_due(r: redis.Redis, rq_connection: redis.Redis, branches: list[Branch], clock: Clock = SYSTEM) -> int:
+    """Enqueue an archive job for each closed day not archived, ready, and not already queued, running or
+    waiting to be retried; return how many."""
     enqueued = 0
     for branch in branches:
-        for day in held_days.waiting(r, branch):
+        for day in (d for d in held_days.waiting(r, branch) if ready(r, branch, d, clock)):
             name = job_id(branch.id, day)
             job = Job.fetch(name, connection=rq_connection) if Job.exists(name, connection=rq_connection) else None
             if job is not None and job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
