@@ -9,7 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime, timedelta
+import uuid
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,7 @@ def simulated_day(r: redis.Redis) -> tuple[Branch, str, At]:
     clock.moment += timedelta(seconds=30)
     pages.clear(r, branch, [offline.alert_id], clock)
     clock.moment = parse_iso(f"{happened.day}T09:00:00+08:00") + timedelta(days=1)
+    tickets.close_past_days(r, branch, clock)  # the watch closes the day after midnight
     return branch, happened.day, clock
 
 
@@ -201,7 +203,19 @@ def test_retention_removes_an_archived_day_past_the_window_and_keeps_one_not_arc
     db = database.connect(records_url)
     archive.archive_day(sim, db, branch, closed, clock)
     assert retention.remove_archived_days(sim, branch, clock) == [], "within redis_days Redis keeps it"
-    assert retention.remove_archived_days(sim, branch, later) == [closed]
+    assert retention.still_active(sim, branch, closed)
+    assert retention.remove_archived_days(sim, branch, later) == [], "a page still running keeps its day"
+    for page_id in sim.zrange(keys.pages_active(branch.id), 0, -1):
+        pages.resolve(sim, branch, page_id, branch.managers[0], "done", clock=later)
+    events = select(func.count()).select_from(tables.page_events).where(tables.page_events.c.event == "resolved")
+    with db.connect() as connection:
+        resolved_before = connection.execute(events).scalar_one()
+    added = []
+    assert retention.remove_archived_days(
+        sim, branch, later, before=lambda d: added.append(archive.append_late_events(sim, db, branch, d))) == [closed]
+    with db.connect() as connection:
+        assert connection.execute(events).scalar_one() > resolved_before, "the trail gained the late resolutions"
+    assert added and added[0] > 0
     assert held_days.lag(sim, branch, later).days == 0
     left = [k for k in sim.scan_iter(f"{keys.branch(branch.id)}:*") if closed in k]
     assert left == [], left
@@ -289,12 +303,12 @@ def test_lobby_export_refuses_a_day_that_is_not_a_day(capsys):
 
 def test_a_closed_day_waits_for_its_pages_to_be_resolved_a_day_at_most(sim):
     branch, closed, clock = simulated_day(sim)
-    active = archive.still_active(sim, branch, closed)
+    active = retention.still_active(sim, branch, closed)
     assert active, "the distress call was acknowledged, not resolved"
     assert not archive.ready(sim, branch, closed, clock), "the next morning it waits for its pages"
     for page_id in sim.zrange(keys.pages_active(branch.id), 0, -1):
         pages.resolve(sim, branch, page_id, branch.managers[0], "done", clock=clock)
-    assert archive.still_active(sim, branch, closed) == 0
+    assert retention.still_active(sim, branch, closed) == 0
     assert archive.ready(sim, branch, closed, clock)
 
 
@@ -309,3 +323,132 @@ def test_a_page_left_unresolved_holds_its_day_back_one_day_then_is_archived_as_i
         statuses = {page["status"] for (page,) in connection.execute(select(tables.pages.c.page))}
     assert "acknowledged" in statuses, "what still ran is archived as it stood"
     db.dispose()
+
+
+def test_a_day_redis_never_closed_is_refused_and_nothing_is_written(sim, records_url):
+    branch, closed, clock = simulated_day(sim)
+    db = database.connect(records_url)
+    never = (date.fromisoformat(closed) - timedelta(days=30)).isoformat()
+    with pytest.raises(ValueError, match="no closed day"):
+        archive.archive_day(sim, db, branch, never, clock)
+    assert archive.stored_counts(db, branch.id, never) is None and not held_days.is_archived(sim, branch, never)
+    db.dispose()
+
+
+def test_a_day_with_pages_and_no_ticket_closes_and_is_archived(own_redis, records_url, branch):
+    sunday = At(parse_iso("2026-11-29T10:00:00+08:00"))
+    request = alerts.page_request(branch, None, PageKind.ENDPOINT_OFFLINE, Priority.NORMAL, "lobby display offline",
+                                  {"endpoint_kind": "display", "endpoint": "lobby",
+                                   "offline_since": "2026-11-29T09:58:00.000+08:00"}, sunday.now())
+    alerts.raise_alert(own_redis, request)
+    pages.create(own_redis, branch, request, sunday)
+    monday = At(parse_iso("2026-11-30T09:00:00+08:00"))
+    tickets.close_past_days(own_redis, branch, monday)
+    assert held_days.waiting(own_redis, branch) == ["2026-11-29"]
+    db = database.connect(records_url)
+    done = archive.archive_day(own_redis, db, branch, "2026-11-29", monday)
+    assert (done.counts["tickets"], done.counts["pages"], done.counts["outages"]) == (0, 1, 1)
+    db.dispose()
+
+
+def test_a_pause_running_over_midnight_is_kept_once_with_the_day_it_ended(own_redis, records_url, branch):
+    from services.domain.contracts import PageRequest
+    from services.domain.desk import Desk
+
+    evening = At(parse_iso("2026-11-27T17:50:00+08:00"))
+    desk = Desk(own_redis, branch, "3", evening)
+    desk.pause("review", 15, "overnight")
+    (staged,) = own_redis.hvals(keys.outbox(branch.id))
+    pages.create(own_redis, branch, PageRequest.model_validate_json(staged), evening)  # the pause's page, that evening
+    next_day = At(parse_iso("2026-11-28T09:00:00+08:00"))
+    tickets.close_past_days(own_redis, branch, next_day)
+    db = database.connect(records_url)
+    first = archive.archive_day(own_redis, db, branch, "2026-11-27", next_day)
+    assert first.counts["pauses"] == 0, "still running: it belongs to the day it ends"
+    desk.clock = next_day
+    desk.resume()
+    day_after = At(parse_iso("2026-11-29T09:00:00+08:00"))
+    tickets.close_past_days(own_redis, branch, day_after)
+    second = archive.archive_day(own_redis, db, branch, "2026-11-28", day_after)
+    assert second.counts["pauses"] == 1
+    with db.connect() as connection:
+        (kept,) = connection.execute(select(tables.pauses)).mappings().all()
+    assert kept["since"].startswith("2026-11-27T17:50") and kept["actual_s"] == 15 * 3600 + 10 * 60
+    assert kept["alert_id"], "linked to the page that told of it"
+    db.dispose()
+
+
+def test_a_replace_or_an_upsert_cannot_rewrite_a_record(sim, records_url):
+    branch, closed, clock = simulated_day(sim)
+    db = database.connect(records_url)
+    archive.archive_day(sim, db, branch, closed, clock)
+    before = rows(db)
+    keyed = f"'{branch.id}', '{closed}'"
+    statements = [f"UPDATE days SET tickets = 0 WHERE branch = '{branch.id}'"]
+    if db.dialect.name == "sqlite":
+        statements += [f"REPLACE INTO days VALUES ({keyed}, 'x', 0, 0, 0, 0, 0, 0)",
+                       f"INSERT OR REPLACE INTO days VALUES ({keyed}, 'x', 0, 0, 0, 0, 0, 0)"]
+    else:
+        statements += [f"INSERT INTO days VALUES ({keyed}, 'x', 0, 0, 0, 0, 0, 0) "
+                       "ON CONFLICT (branch, day) DO UPDATE SET tickets = 0"]
+    for statement in statements:
+        with pytest.raises(sqlalchemy.exc.DatabaseError, match="insert-only"), db.begin() as connection:
+            connection.execute(sqlalchemy.text(statement))
+    assert rows(db) == before
+    db.dispose()
+
+
+def test_the_services_role_may_read_and_insert_records_and_nothing_else(postgres_url):
+    """On PostgreSQL the tables belong to the role that migrates; the services' role cannot drop the triggers."""
+    role = f"lobby_test_app_{uuid.uuid4().hex[:8]}"
+    owner = database.connect(postgres_url, poolclass=sqlalchemy.pool.NullPool)
+    with owner.begin() as connection:
+        connection.execute(sqlalchemy.text(f"CREATE ROLE {role} LOGIN"))
+    try:
+        database.migrate(owner, grant_to=role)
+        url = sqlalchemy.engine.make_url(postgres_url).set(username=role)
+        app = database.connect(url.render_as_string(hide_password=False), poolclass=sqlalchemy.pool.NullPool)
+        with app.begin() as connection:
+            connection.execute(sqlalchemy.insert(tables.days).values(
+                branch="b", day="2026-11-01", archived_at="t", tickets=0, pauses=0, pages=0, page_events=0,
+                alerts=0, outages=0))
+            assert connection.execute(select(func.count()).select_from(tables.days)).scalar_one() == 1
+        for statement in ("ALTER TABLE days DISABLE TRIGGER USER", "DROP TRIGGER days_insert_only ON days",
+                          "ALTER TABLE days ALTER COLUMN tickets TYPE bigint", "TRUNCATE days CASCADE"):
+            with (pytest.raises(sqlalchemy.exc.DatabaseError, match=r"owner|permission denied|insert-only"),
+                  app.begin() as connection):
+                connection.execute(sqlalchemy.text(statement))
+        with app.connect() as connection:
+            assert connection.execute(select(tables.days.c.tickets)).scalar_one() == 0
+        app.dispose()
+    finally:
+        with owner.begin() as connection:
+            connection.execute(sqlalchemy.text(f"DROP OWNED BY {role}"))
+            connection.execute(sqlalchemy.text(f"DROP ROLE {role}"))
+        owner.dispose()
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("mysql://nobody@127.0.0.1/none", "cannot migrate the records database"),
+    ("sqlite:////proc/lobby/records.db", "cannot migrate the records database"),
+    ("postgresql://nobody@127.0.0.1:1/none", "cannot migrate the records database"),
+])
+def test_lobby_migrate_says_why_a_database_cannot_be_used(url, says, capsys):
+    from services.ops import cli
+
+    assert cli.main(["migrate", "--database", url]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
+def test_lobby_export_from_a_database_it_cannot_read_leaves_the_file_it_would_replace(tmp_path, capsys):
+    from services.ops import cli
+
+    kept = tmp_path / "keep.csv"
+    kept.write_text("yesterday's export\n", encoding="utf-8")
+    for url in ("postgresql://nobody@127.0.0.1:1/none", f"sqlite:///{tmp_path}/missing/records.db"):
+        assert cli.main(["export", "--branch", "zhongnan", "--from", "2026-11-01", "--to", "2026-11-02",
+                         "--what", "pages", "--database", url, "--out", str(kept)]) == 2
+        assert "cannot export" in capsys.readouterr().err
+    assert kept.read_text(encoding="utf-8") == "yesterday's export\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.csv"], "no folder, no database, no stray file"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import json
+import os
 import re
 import shlex
 from importlib.metadata import entry_points
@@ -150,7 +151,7 @@ def test_the_records_live_in_postgresql_on_a_volume_with_a_healthcheck(compose: 
 def test_the_tables_are_migrated_once_the_database_is_healthy_and_before_any_app(
         services: dict[str, dict[str, Any]]) -> None:
     migrate = services["migrate"]
-    assert argv(migrate["command"]) == ["lobby", "migrate"] and migrate["restart"] == "no"
+    assert argv(migrate["command"]) == ["lobby", "migrate", "--grant", "lobby_app"] and migrate["restart"] == "no"
     assert depends_on(migrate)["postgres"]["condition"] == "service_healthy"
     for name in APP_SERVICES:
         assert depends_on(services[name])["migrate"]["condition"] == "service_completed_successfully", name
@@ -162,6 +163,16 @@ def test_app_services_reach_the_records_database_by_service_name(services: dict[
     url = environment(services[name]).get("DATABASE_URL", "")
     assert urlsplit(url).scheme == "postgresql" and urlsplit(url).hostname == "postgres"
     assert Settings.from_env({"DATABASE_URL": url}).database_url == url
+    # The owner migrates; the services connect as the role it grants reading and inserting to, and no more.
+    assert urlsplit(url).username == ("lobby" if name == "migrate" else "lobby_app")
+
+
+def test_the_services_role_is_made_when_the_database_is_first_created(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    mounted = {str(v).split(":")[1]: str(v).split(":")[0] for v in postgres["volumes"]}
+    init = ROOT / mounted["/docker-entrypoint-initdb.d"]
+    script = (init / "10-app-role.sh").read_text(encoding="utf-8")
+    assert "CREATE ROLE lobby_app LOGIN" in script and os.access(init / "10-app-role.sh", os.X_OK)
 
 
 def test_ops_profile_adds_rq_dashboard_on_loopback_only(all_services: dict[str, dict[str, Any]]) -> None:

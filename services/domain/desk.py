@@ -344,6 +344,7 @@ class Desk:
             day_pauses = keys.pauses(self.branch.id, business_day(self.branch, moment))
             pipe.rpush(day_pauses, json.dumps(record))
             pipe.expire(day_pauses, self.branch.history_ttl_s)
+            pipe.sadd(keys.days(self.branch.id), business_day(self.branch, moment))  # closed and archived like any
             pipe.hset(keys.counter(self.branch.id, self.id), "status", OPEN)
             pipe.hdel(keys.counter(self.branch.id, self.id), "pause")
             self._unredirect(pipe)

@@ -26,7 +26,9 @@ def ticket_root(branch_id: str) -> str:
 
 
 def days(branch_id: str) -> str:
-    """Set of the business days that still have open lines; the day's expiry removes it."""
+    """Set of the business days not closed yet: a day joins when a ticket is issued, a page made or a pause
+    ended on it; closing it after its end (tickets.close_past_days) expires its lines and moves it to
+    closed_days."""
     return f"{branch(branch_id)}:days"
 
 

@@ -34,7 +34,7 @@ import redis
 
 from services.domain import contracts, counts, feeds, keys, once, presence
 from services.domain.branch import Branch, Manager
-from services.domain.clock import SYSTEM, Clock, iso, local_iso, parse_iso, to_ms
+from services.domain.clock import SYSTEM, Clock, business_day, iso, local_iso, parse_iso, to_ms
 from services.domain.contracts import REPLY_PRESETS, PageEvent, PageRequest
 from services.domain.errors import Conflict, NotFound, Unprocessable
 from services.domain.schemas import AuditEntry, Page
@@ -325,6 +325,8 @@ def create(r: redis.Redis, branch: Branch, request: PageRequest, clock: Clock = 
             pipe.hset(open_for, fold_field, page.id)
         pipe.set(keys.page(branch.id, page.id), page.model_dump_json())
         pipe.zadd(keys.pages_all(branch.id), {page.id: score})
+        # The day it belongs to is a day of the branch, closed (and archived) like any, tickets or none.
+        pipe.sadd(keys.days(branch.id), business_day(branch, parse_iso(page.created_at)))
         if page.status != RESOLVED:
             pipe.zadd(keys.pages_active(branch.id), {page.id: score})
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import itertools
 import logging
 import os
 import signal
@@ -25,8 +26,8 @@ from services.web import auth
 
 # The simulator, found by name: it links the domain and the pager's report, which the CLI itself never imports.
 SIMULATE = "services.simulate.command"
-# The pager's archive of closed days, found by name as the simulator is.
-ARCHIVE = "services.pager.archive"
+# The pager's archive of closed days and its retention, found by name as the simulator is.
+ARCHIVE, RETENTION = "services.pager.archive", "services.pager.retention"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     database_help = "the records database (default DATABASE_URL, else the SQLite file `lobby up` keeps: var/lobby.db)"
     migrate = sub.add_parser("migrate", help="create or bring up to date the records database's tables")
     migrate.add_argument("--database", help=database_help)
+    migrate.add_argument("--grant", metavar="ROLE", help="PostgreSQL: let this role (the services') read and insert "
+                                                         "records, and nothing else")
     migrate.set_defaults(func=cmd_migrate)
 
     archive = sub.add_parser("archive", help="copy a closed business day from Redis into the records database "
@@ -174,24 +177,32 @@ def _database(args: argparse.Namespace, ctx: Context) -> str:
     return args.database or ctx.settings.database_url or database.sqlite_url(Path("var") / DATABASE_FILE)
 
 
-def cmd_migrate(args: argparse.Namespace, ctx: Context) -> int:
+# What a records database that cannot be reached, or a URL that names none, raises as we connect or first read.
+def _database_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import SQLAlchemyError
 
+    from services.records.database import NoDatabase
+
+    return SQLAlchemyError, NoDatabase, ImportError, OSError
+
+
+def cmd_migrate(args: argparse.Namespace, ctx: Context) -> int:
     from services.records import database
 
     url = _database(args, ctx)
     try:
         db = database.connect(url)
-        database.migrate(db)
-        print(f"records database at revision {database.current(db)}: {db.url.render_as_string()}")
-    except SQLAlchemyError as exc:
+        database.migrate(db, grant_to=args.grant)
+        print(f"records database at revision {database.current(db)}: {db.url.render_as_string()}"
+              + (f"; {args.grant} may read and insert records" if args.grant else ""))
+    except ValueError as exc:
+        return _fail(str(exc))
+    except _database_errors() as exc:
         return _fail(f"cannot migrate the records database: {exc}")
     return 0
 
 
 def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
-
     from services.domain import held_days
     from services.records import database
 
@@ -199,14 +210,15 @@ def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
     if branch is None:
         return _fail(f"unknown branch {args.branch!r}; the branch file has {', '.join(sorted(ctx.branches))}")
     archive = importlib.import_module(ARCHIVE)
+    retention = importlib.import_module(RETENTION)
     r = ctx.for_branch(branch.id)
     try:
-        db = database.connect(_database(args, ctx))
+        db = database.connect(_database(args, ctx), create=False)
         if database.current(db) != database.head():
             return _fail("the records database is not migrated: run `lobby migrate` first")
         days = [args.day] if args.day else held_days.waiting(r, branch)
         for day in days:
-            active = archive.still_active(r, branch, day)
+            active = retention.still_active(r, branch, day)
             done = archive.archive_day(r, db, branch, day)
             counts = ", ".join(f"{n} {name}" for name, n in done.counts.items())
             print(f"{branch.id} {day}: {'archived' if done.written else 'already archived, unchanged'} ({counts})")
@@ -216,7 +228,7 @@ def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
         return _fail(str(exc))
     except redis.RedisError as exc:
         return _fail(f"cannot reach Redis at {ctx.url_of(branch.id)}: {exc}")
-    except SQLAlchemyError as exc:
+    except _database_errors() as exc:
         return _fail(f"cannot archive into the records database: {exc}")
     if not days:
         print(f"{branch.id}: every closed day is archived")
@@ -224,7 +236,9 @@ def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
+    """Write what the database holds, and nothing at all when it cannot be read: a file is written beside the
+    one asked for and takes its place only once whole."""
+    import tempfile
 
     from services.records import database, export
 
@@ -232,19 +246,29 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
         return _fail(f"unknown branch {args.branch!r}; the branch file has {', '.join(sorted(ctx.branches))}")
     if args.last < args.first:
         return _fail(f"--to {args.last} is before --from {args.first}")
+    if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):
+        return _fail(f"cannot write {args.out}: " + ("it is a folder" if args.out.is_dir() else "no such folder"))
+    part: Path | None = None
     try:
-        db = database.connect(_database(args, ctx))
+        db = database.connect(_database(args, ctx), create=False)
         rows = export.records(db, args.branch, args.first, args.last, args.what)
-        if args.out:
-            with args.out.open("w", encoding="utf-8", newline="") as out:
-                count = export.write(rows, args.what, args.format, out)
-            print(f"wrote {count} {args.what} to {args.out}", file=sys.stderr)
-        else:
-            count = export.write(rows, args.what, args.format, sys.stdout)
-    except SQLAlchemyError as exc:
-        return _fail(f"cannot read the records database: {exc}")
-    except OSError as exc:
-        return _fail(f"cannot write {args.out}: {exc}")
+        first = next(rows, None)  # the database answers before anything is written
+        rows = itertools.chain([first] if first is not None else [], rows)
+        if args.out is None:
+            export.write(rows, args.what, args.format, sys.stdout)
+            return 0
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", dir=args.out.parent,
+                                         prefix=f".{args.out.name}.", delete=False) as out:
+            part = Path(out.name)
+            count = export.write(rows, args.what, args.format, out)
+        os.replace(part, args.out)
+        part = None
+        print(f"wrote {count} {args.what} to {args.out}", file=sys.stderr)
+    except _database_errors() as exc:
+        return _fail(f"cannot export from the records database: {exc}")
+    finally:
+        if part is not None:
+            part.unlink(missing_ok=True)
     return 0
 
 

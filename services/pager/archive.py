@@ -34,7 +34,8 @@ from services.domain.clock import SYSTEM, Clock, business_day, local_iso, parse_
 from services.domain.contracts import ARCHIVE_DAY, ArchiveDay, PageKind
 from services.domain.pages import is_test
 from services.domain.schemas import Page
-from services.pager.report.days import day_bounds_ms, local_day, seconds_between
+from services.pager import retention
+from services.pager.report.days import seconds_between
 from services.pager.report.reads import CALLED, read_pages, read_pauses, read_ticket_hashes
 from services.records import database, tables
 from services.runtime import messages
@@ -81,11 +82,12 @@ def read_day(r: redis.Redis, branch: Branch, day: str, clock: Clock = SYSTEM) ->
     found = DayRows(branch.id, day)
     found.rows["tickets"] = [_ticket_row(branch, day, category, number, raw)
                              for category, number, raw in read_ticket_hashes(r, branch, day)]
+    # A pause still running belongs to the day it ends, whose pauses record it whole.
     found.rows["pauses"] = [{"branch": branch.id, "day": day, "counter": p.counter, "since": p.since,
                              "window": p.window, "reason": p.reason, "note": p.note,
                              "expected_minutes": p.expected_minutes, "resumed_at": p.resumed_at,
-                             "actual_s": p.actual_s}
-                            for p in read_pauses(r, branch, day, clock.now())]
+                             "actual_s": p.actual_s, "alert_id": p.alert_id}
+                            for p in read_pauses(r, branch, day, clock.now()) if p.resumed_at is not None]
     pages = read_pages(r, branch, day)
     found.rows["pages"] = [_page_row(branch, day, p) for p in pages]
     found.rows["page_events"] = [{"branch": branch.id, "page_id": p.id, "seq": n, "at": e.at, "event": e.event,
@@ -108,6 +110,7 @@ def _ticket_row(branch: Branch, day: str, category: str, number: str, raw: dict[
         "estimate_s": int(raw["estimate_s"]) if raw.get("estimate_s") else None,
         "called_at": called_at, "counter": raw.get("counter") or None, "window": raw.get("window") or None,
         "recalls": int(raw.get("recalls") or 0), "recalled_at": raw.get("recalled_at") or None,
+        "transfers": int(raw.get("transfers") or 0),
         "transferred_from": raw.get("transferred_from") or None, "transferred_to": raw.get("to_counter") or None,
         "transferred_at": raw.get("transferred_at") or None, "finished_at": raw.get("served_at") or None,
         "expired_at": raw.get("expired_at") or None, "wait_s": waited,
@@ -197,11 +200,21 @@ def stored_counts(db: Engine, branch: str, day: str) -> dict[str, int] | None:
 
 
 def archive_day(r: redis.Redis, db: Engine, branch: Branch, day: str, clock: Clock = SYSTEM) -> Archived:
-    """Archive one closed day of a branch (idempotent), then note in Redis that the database holds it."""
-    today = business_day(branch, clock.now())
-    if day >= today:
-        raise ValueError(f"{day} is not closed yet in branch {branch.id} (today is {today})")
-    done = write_day(db, read_day(r, branch, day, clock), local_iso(branch, clock.now()))
+    """Archive one closed day of a branch (idempotent), then note in Redis that the database holds it.
+
+    Raises ValueError for a day that is not closed: today's, one whose end the watch has not closed yet, or one
+    Redis does not hold.
+    """
+    held = stored_counts(db, branch.id, day)
+    if held is None:
+        today = business_day(branch, clock.now())
+        if day >= today:
+            raise ValueError(f"{day} is not closed yet in branch {branch.id} (today is {today})")
+        if not r.sismember(keys.closed_days(branch.id), day):
+            raise ValueError(f"Redis holds no closed day {day} of branch {branch.id}: a day is archived once the "
+                             "watch has closed it (the counter worker, after midnight)")
+    done = write_day(db, read_day(r, branch, day, clock), local_iso(branch, clock.now())) if held is None \
+        else Archived(branch.id, day, False, held)
     r.hset(keys.archived(branch.id), day, json.dumps({"at": local_iso(branch, clock.now()), **done.counts}))
     if done.written:
         log.info("archived %s of branch %s: %s", day, branch.id, done.counts)
@@ -214,22 +227,41 @@ def archive_job(payload: dict[str, Any]) -> dict[str, Any]:
     ctx = context()
     if not ctx.settings.database_url:
         raise RuntimeError("no records database (DATABASE_URL) for the archive")
+    if request.branch not in ctx.branches:  # a branch taken out of the branch file: nothing to do, no retry
+        log.warning("archive of %s for branch %s, which the branch file no longer has: skipped", request.day,
+                    request.branch)
+        return {"branch": request.branch, "day": request.day, "skipped": "unknown branch"}
     done = archive_day(ctx.for_branch(request.branch), database.engine(ctx.settings.database_url),
                        ctx.branches[request.branch], request.day)
     return {"branch": done.branch, "day": done.day, "written": done.written, **done.counts}
 
 
+def append_late_events(r: redis.Redis, db: Engine, branch: Branch, day: str) -> int:
+    """Add to the database the audit entries the day's pages gained after the day was archived (an
+    acknowledgement, a resolution), as new page_events rows; return how many. Rows are only ever inserted."""
+    found = read_pages(r, branch, day)
+    if not found:
+        return 0
+    with db.begin() as connection:
+        kept = dict(connection.execute(
+            select(tables.page_events.c.page_id, func.count()).where(
+                tables.page_events.c.branch == branch.id,
+                tables.page_events.c.page_id.in_([p.id for p in found])).group_by(tables.page_events.c.page_id)
+        ).all())
+        archived = set(connection.execute(select(tables.pages.c.id).where(
+            tables.pages.c.branch == branch.id, tables.pages.c.day == day)).scalars())
+        late = [{"branch": branch.id, "page_id": p.id, "seq": n, "at": e.at, "event": e.event, "by": e.by,
+                 "level": e.level, "note": e.note}
+                for p in found if p.id in archived for n, e in enumerate(p.audit) if n >= kept.get(p.id, 0)]
+        if late:
+            connection.execute(insert(tables.page_events), late)
+    if late:
+        log.info("added %d late audit entries to %s of branch %s", len(late), day, branch.id)
+    return len(late)
+
+
 def job_id(branch_id: str, day: str) -> str:
     return f"archive-{branch_id}-{day}"
-
-
-def still_active(r: redis.Redis, branch: Branch, day: str) -> int:
-    """Count the pages created on a day that are not resolved yet (open, or acknowledged and not closed)."""
-    start_ms, end_ms = day_bounds_ms(branch, day)
-    margin = 60_000  # the index score and created_at are read from the clock a moment apart
-    ids = r.zrangebyscore(keys.pages_active(branch.id), start_ms - margin, end_ms + margin)
-    raws = r.mget([keys.page(branch.id, i) for i in ids]) if ids else []
-    return sum(1 for raw in raws if raw and local_day(branch, json.loads(raw)["created_at"]) == day)
 
 
 def ready(r: redis.Redis, branch: Branch, day: str, clock: Clock = SYSTEM) -> bool:
@@ -238,7 +270,7 @@ def ready(r: redis.Redis, branch: Branch, day: str, clock: Clock = SYSTEM) -> bo
     today = date.fromisoformat(business_day(branch, clock.now()))
     if date.fromisoformat(day) < today - timedelta(days=ACTIVE_GRACE_DAYS):
         return True
-    return still_active(r, branch, day) == 0
+    return retention.still_active(r, branch, day) == 0
 
 
 def enqueue_due(r: redis.Redis, rq_connection: redis.Redis, branches: list[Branch], clock: Clock = SYSTEM) -> int:

@@ -2,7 +2,9 @@
 
 - A closed day archived (services/pager/archive.py) and older than the branch's `redis_days` is removed from
   Redis: its tickets, lines, calls, service times, pauses, and the pages created on it with their alerts.
-  A day not archived is never removed this way: with the database down, the days wait in Redis.
+  A day not archived is never removed this way (with the database down, the days wait in Redis), nor one with
+  a page still running; what its pages gained since the archive is added to their trail first (the worker's
+  `before`, archive.append_late_events).
 - Whatever is older than `history_days` goes, archived or not (the branch keeps no history past it): a day's
   keys carry that TTL from when they are written, and pages, kept by id, are swept here.
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
 import redis
@@ -60,13 +62,31 @@ def remove_pages(r: redis.Redis, branch: Branch, page_ids: Sequence[str]) -> Non
     pipe.execute()
 
 
-def remove_archived_days(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM) -> list[str]:
-    """Remove from Redis the closed days the database holds that are older than redis_days; return them."""
+def still_active(r: redis.Redis, branch: Branch, day: str) -> int:
+    """Count the pages created on a day that are not resolved yet (open, or acknowledged and not closed)."""
+    start_ms, end_ms = day_bounds_ms(branch, day)
+    margin = 60_000  # the index score and created_at are read from the clock a moment apart
+    ids = r.zrangebyscore(keys.pages_active(branch.id), start_ms - margin, end_ms + margin)
+    raws = r.mget([keys.page(branch.id, i) for i in ids]) if ids else []
+    return sum(1 for raw in raws if raw and local_day(branch, json.loads(raw)["created_at"]) == day)
+
+
+def removable_days(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM) -> list[str]:
+    """Return the closed days Redis may forget: archived, older than redis_days, and with no page still running
+    (a page a manager has yet to resolve stays on the managers' lists, with its day)."""
     today = date.fromisoformat(business_day(branch, clock.now()))
     keep_from = (today - timedelta(days=branch.redis_days)).isoformat()
     held, archived = held_days.closed(r, branch)
-    gone = sorted(day for day in held & archived if day < keep_from)
+    return sorted(day for day in held & archived if day < keep_from and not still_active(r, branch, day))
+
+
+def remove_archived_days(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM,
+                         before: Callable[[str], object] | None = None) -> list[str]:
+    """Remove from Redis the days removable_days gives, calling before(day) first; return them."""
+    gone = removable_days(r, branch, clock)
     for day in gone:
+        if before is not None:
+            before(day)
         remove_day(r, branch, day)
         log.info("removed %s of branch %s from Redis: archived, older than %d days", day, branch.id,
                  branch.redis_days)

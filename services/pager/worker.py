@@ -9,6 +9,7 @@ import threading
 from services.domain import pages
 from services.domain.contracts import PAGE_REQUESTS, PAGER
 from services.pager import archive, delivery, intake, retention
+from services.records import database
 from services.runtime import consumer
 from services.runtime.settings import Context
 from services.runtime.worker import Work
@@ -31,10 +32,12 @@ def work(ctx: Context) -> Work:
         delivery.clear_ended(r, mine)
 
     def keep_records() -> None:
-        if ctx.settings.database_url:
+        db = database.engine(ctx.settings.database_url) if ctx.settings.database_url else None
+        if db is not None:
             archive.enqueue_due(r, ctx.rq(), mine)
         for branch in mine:
-            retention.remove_archived_days(r, branch)
+            late = (lambda day, b=branch: archive.append_late_events(r, db, b, day)) if db is not None else None
+            retention.remove_archived_days(r, branch, before=late)
             retention.remove_old_pages(r, branch)
 
     return Work(service=PAGER, queue=PAGER,

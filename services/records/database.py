@@ -16,8 +16,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+
+from services.records import tables
 
 
 def sqlite_url(path: Path) -> str:
@@ -33,12 +35,22 @@ def normalize(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def connect(url: str, **kwargs: Any) -> Engine:
-    """Return a new engine for a database URL (SQLite: foreign keys on, write-ahead log, a busy wait)."""
+class NoDatabase(RuntimeError):
+    """A SQLite records database that does not exist, asked for by one that only reads (an export)."""
+
+
+def connect(url: str, *, create: bool = True, **kwargs: Any) -> Engine:
+    """Return a new engine for a database URL (SQLite: foreign keys on, write-ahead log, a busy wait, and
+    triggers fired by the deletes a REPLACE makes, so that it too meets the insert-only rule).
+
+    With create false, a SQLite file that does not exist raises NoDatabase rather than being made.
+    """
     url = normalize(url)
     if url.startswith("sqlite"):
         path = make_url(url).database
         if path and path != ":memory:":
+            if not create and not Path(path).is_file():
+                raise NoDatabase(f"no records database at {path}")
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
@@ -46,6 +58,7 @@ def connect(url: str, **kwargs: Any) -> Engine:
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA recursive_triggers = ON")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.close()
 
@@ -65,12 +78,36 @@ def _config() -> Config:
     return config
 
 
-def migrate(db: Engine) -> None:
-    """Bring the database to the newest tables (Alembic's `upgrade head`); nothing when it is there already."""
+# Taken for a migration's transaction on PostgreSQL, so that services starting together migrate one at a time.
+MIGRATION_LOCK = 0x10BB7
+
+
+def migrate(db: Engine, grant_to: str | None = None) -> None:
+    """Bring the database to the newest tables (Alembic's `upgrade head`); nothing when it is there already.
+
+    With grant_to (PostgreSQL), that role may then read the records and insert new ones, and nothing else: the
+    services connect as it, and the migrating role owns the tables (an owner could drop the insert-only
+    triggers; the services' role cannot).
+    """
     config = _config()
     with db.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+        if grant_to is not None:
+            if connection.dialect.name != "postgresql":
+                raise ValueError("roles are PostgreSQL's: a SQLite file has no users to grant to")
+            role = connection.dialect.identifier_preparer.quote(grant_to)
+            connection.execute(text(f"GRANT USAGE ON SCHEMA {_schema(connection)} TO {role}"))
+            names = ", ".join(table.name for table in (tables.days, *tables.RECORDS))
+            connection.execute(text(f"GRANT SELECT, INSERT ON {names} TO {role}"))
+            connection.execute(text(f"GRANT SELECT ON alembic_version TO {role}"))
+
+
+def _schema(connection: Any) -> str:
+    name = connection.execute(text("SELECT current_schema()")).scalar_one()
+    return connection.dialect.identifier_preparer.quote(name)
 
 
 def head() -> str:

@@ -58,6 +58,7 @@ tickets = Table(
     Column("window", String(32)),
     Column("recalls", Integer, nullable=False),
     Column("recalled_at", TIME),
+    Column("transfers", Integer, nullable=False),
     Column("transferred_from", String(32)),
     Column("transferred_to", String(32)),
     Column("transferred_at", TIME),
@@ -80,8 +81,9 @@ pauses = Table(
     Column("reason", String(32), nullable=False),
     Column("note", String(500)),
     Column("expected_minutes", Integer, nullable=False),
-    Column("resumed_at", TIME),  # null: still running when the day was archived
+    Column("resumed_at", TIME, nullable=False),  # a pause is kept with the day it ended
     Column("actual_s", Integer, nullable=False),
+    Column("alert_id", String(64)),  # the alert that paged the pause (its page is in pages)
     PrimaryKeyConstraint("branch", "day", "counter", "since", name="pauses_pk"),
     ForeignKeyConstraint(["branch", "day"], ["days.branch", "days.day"], name="pauses_day_fk"),
 )

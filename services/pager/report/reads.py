@@ -57,6 +57,7 @@ class PauseRecord:
     resumed_at: str | None
     expected_minutes: int
     actual_s: int  # so far, while running
+    alert_id: str | None = None  # the alert that paged the pause
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def read_pauses(r: redis.Redis, branch: Branch, day: str, now: datetime) -> list
 def _pause(record: dict[str, Any], actual_s: int, resumed_at: str | None) -> PauseRecord:
     return PauseRecord(counter=record["counter"], window=record.get("window") or record["counter"],
                        reason=record["reason"], note=record.get("note") or None, since=record["since"],
-                       resumed_at=resumed_at, expected_minutes=int(record["expected_minutes"]), actual_s=actual_s)
+                       resumed_at=resumed_at, expected_minutes=int(record["expected_minutes"]), actual_s=actual_s,
+                       alert_id=record.get("alert_id") or None)
 
 
 def read_pages(r: redis.Redis, branch: Branch, day: str) -> list[Page]:

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("window", sa.String(32)),
         sa.Column("recalls", sa.Integer, nullable=False),
         sa.Column("recalled_at", TIME),
+        sa.Column("transfers", sa.Integer, nullable=False),
         sa.Column("transferred_from", sa.String(32)),
         sa.Column("transferred_to", sa.String(32)),
         sa.Column("transferred_at", TIME),
@@ -72,8 +73,9 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(32), nullable=False),
         sa.Column("note", sa.String(500)),
         sa.Column("expected_minutes", sa.Integer, nullable=False),
-        sa.Column("resumed_at", TIME),
+        sa.Column("resumed_at", TIME, nullable=False),
         sa.Column("actual_s", sa.Integer, nullable=False),
+        sa.Column("alert_id", sa.String(64)),
         sa.PrimaryKeyConstraint("branch", "day", "counter", "since", name="pauses_pk"),
         sa.ForeignKeyConstraint(["branch", "day"], ["days.branch", "days.day"], name="pauses_day_fk"),
     )
