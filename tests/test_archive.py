@@ -452,3 +452,20 @@ def test_lobby_export_from_a_database_it_cannot_read_leaves_the_file_it_would_re
         assert "cannot export" in capsys.readouterr().err
     assert kept.read_text(encoding="utf-8") == "yesterday's export\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.csv"], "no folder, no database, no stray file"
+
+
+def test_an_archived_day_asked_for_while_the_database_is_down_is_a_503_that_says_so(r, ctx, token):
+    from services.pager.app import create_app
+    from services.runtime.settings import Context
+    from tests.conftest import BRANCH, bearer
+
+    r.hset(keys.archived(BRANCH), "2026-11-02", "{}")
+    down = Context(ctx.settings.model_copy(update={"database_url": "postgresql://nobody@127.0.0.1:1/none"}),
+                   ctx.branches)
+    pager = create_app({"TESTING": True, "CONTEXT": down}).test_client()
+    device = bearer(token("device", "lobby-manager"))
+    response = pager.get(f"/api/v1/branches/{BRANCH}/report?date=2026-11-02", headers=device)
+    assert response.status_code == 503 and response.json["error"]["code"] == "unavailable"
+    assert "records database" in response.json["error"]["message"] and int(response.headers["Retry-After"]) > 0
+    today = pager.get(f"/api/v1/branches/{BRANCH}/report", headers=device)
+    assert today.status_code == 200, "a day Redis holds is read without the database"

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
+import sqlalchemy.exc
 from flask import Response, current_app, has_request_context, jsonify, request
 from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info, OpenAPI
@@ -72,6 +73,7 @@ def create_service_app(import_name: str, service: str, test_config: dict[str, An
     app.register_error_handler(redis.ConnectionError, _redis_down)
     app.register_error_handler(redis.TimeoutError, _redis_down)
     app.register_error_handler(redis.ResponseError, _redis_refused)
+    app.register_error_handler(sqlalchemy.exc.OperationalError, _records_down)
     app.register_error_handler(Exception, _unexpected)
     if not app.testing:
         logs.setup(service)
@@ -233,6 +235,11 @@ def _http_error(exc: HTTPException) -> Response:
 def _redis_down(exc: Exception) -> Response:
     log.warning("redis unavailable: %s", exc)
     return _unavailable("the service's data store is unreachable; try again shortly")
+
+
+def _records_down(exc: Exception) -> Response:
+    log.warning("records database unavailable: %s", str(exc).splitlines()[0])
+    return _unavailable("the records database is unreachable; try again shortly")
 
 
 def _redis_refused(exc: redis.ResponseError) -> Response:
