@@ -101,7 +101,7 @@ def write(db: Engine, branch_id: str = BRANCH) -> None:
                     "final_category": category, "status": "served" if wait is not None else "expired",
                     "issued_at": iso_at(day, hour), "estimate_s": 300,
                     "called_at": iso_at(day, hour, wait) if wait is not None else None, "counter": "1",
-                    "window": "1", "recalls": 0, "recalled_at": None, "transferred_from": None,
+                    "window": "1", "recalls": 0, "recalled_at": None, "transfers": 0, "transferred_from": None,
                     "transferred_to": None, "transferred_at": None, "finished_at": None,
                     "expired_at": iso_at(day, 17) if wait is None else None, "wait_s": wait,
                     "weekday": date.fromisoformat(day).weekday(), "hour": hour})

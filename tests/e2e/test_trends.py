@@ -82,7 +82,8 @@ def write_quarter(db, branch_id: str, yesterday: date) -> int:
                         "category": category, "final_category": category,
                         "status": "served" if called else "expired", "issued_at": iso(day, issued),
                         "estimate_s": 300, "called_at": iso(day, issued + wait) if called else None,
-                        "counter": "1", "window": "1", "recalls": 0, "recalled_at": None, "transferred_from": None,
+                        "counter": "1", "window": "1", "recalls": 0, "recalled_at": None, "transfers": 0,
+                        "transferred_from": None,
                         "transferred_to": None, "transferred_at": None, "finished_at": None,
                         "expired_at": None if called else iso(day, 17 * 3600), "wait_s": wait,
                         "weekday": day.weekday(), "hour": hour})
