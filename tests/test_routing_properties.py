@@ -6,6 +6,10 @@ out, a ticket past the wait limit is called before any other, and weights hold o
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
@@ -13,9 +17,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from services.domain import clock, counters, keys, tickets
 from services.domain.desk import Desk
 from services.domain.errors import Conflict, Unprocessable
-from services.domain.lines import Lane, Lines
+from services.domain.lines import EstimateTerms, Lane, Lines
 from services.domain.scripts import run
-from tests.conftest import BLEND, issue, today_at_nine
+from tests.conftest import BLEND, FakeClock, issue, today_at_nine
 
 # The counters whose routing mixes lines: the VIP counter, counter 1 (VIP and personal, weighted 2:1),
 # counter 3 (personal, and VIP while the VIP counter pauses); counter 4 only takes transfers here.
@@ -23,6 +27,11 @@ COUNTERS = ["vip", "1", "3"]
 TARGETS = ["vip", "1", "3", "4"]
 CATEGORIES = ["vip", "personal", "corporate"]
 DONE = {"served", "no_show"}
+
+# A moment of the day the estimate test's tickets are issued on.
+FIXED = FakeClock(datetime(2026, 11, 28, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+# Lines filled by hand, with no counter to estimate a wait from.
+NO_COUNTERS = EstimateTerms(prior_s=60.0, prior_n=3, counters=())
 
 
 def _wipe(r, branch_id: str) -> None:
@@ -181,7 +190,7 @@ def test_weights_hold_over_long_runs(r, weights, rounds):
     for i, (name, weight) in enumerate(zip(names, weights, strict=True)):
         for _ in range(weight * rounds + 1):
             run(r, lambda pipe, name=name, i=i: lines.queue_add(pipe, name, "ABCD"[i], "2026-11-28T09:00:00+08:00",
-                                                               1_000))
+                                                               1_000, NO_COUNTERS))
     lanes = [Lane(name=n, key=lines.key(n), weight=w) for n, w in zip(names, weights, strict=True)]
     taken = dict.fromkeys(names, 0)
     for t in range(1, total * rounds + 1):
@@ -190,3 +199,33 @@ def test_weights_hold_over_long_runs(r, weights, rounds):
         for name, weight in zip(names, weights, strict=True):
             assert abs(taken[name] - t * weight / total) < 2, (weights, t, taken)
     assert [taken[n] for n in names] == [w * rounds for w in weights]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_wait_told_at_issue_is_the_readers_estimate(r, blend_branch, data):
+    """The issue script works the estimate out itself (to keep it on the ticket in the same round trip); whatever
+    the counters' states, redirects and service times, it is the estimate the reader gives that ticket."""
+    branch = blend_branch
+    _wipe(r, branch.id)
+    day = tickets.lines(r, branch, "2026-11-28").day
+    ids = [c.id for c in branch.counters]
+    for counter in ids:
+        status = data.draw(st.sampled_from(["open", "open", "paused", "closed", ""]), label=f"status {counter}")
+        serving = data.draw(st.sampled_from(["", "A001"]), label=f"serving {counter}")
+        r.hset(keys.counter(branch.id, counter), mapping={"status": status, "serving": serving})
+    for category in branch.categories:
+        if data.draw(st.booleans(), label=f"redirect {category.id}"):
+            rule = {"category": category.id, "from_counter": data.draw(st.sampled_from(ids)),
+                    "to_counter": data.draw(st.sampled_from([*ids, "gone"])), "window": "3", "since": "x"}
+            r.hset(keys.redirects(branch.id), category.id, json.dumps(rule))
+        times = data.draw(st.lists(st.integers(0, 3_600_000), max_size=25), label=f"times {category.id}")
+        if times:
+            r.rpush(keys.service_times(branch.id, day, category.id), *times)
+    category = data.draw(st.sampled_from(branch.categories), label="category")
+    for _ in range(data.draw(st.integers(0, 4), label="ahead")):
+        tickets.issue(r, branch, category, clock=FIXED)
+    ticket, reader = tickets.issue(r, branch, category, clock=FIXED)
+    assert ticket.estimated_wait_s == reader.estimate(category.id, ticket.position)
+    kept = r.hget(keys.ticket(branch.id, day, ticket.number), "estimate_s")
+    assert kept == (None if ticket.estimated_wait_s is None else str(ticket.estimated_wait_s))

@@ -51,11 +51,27 @@ class OldTicket(Exception):
 
 @dataclass(frozen=True)
 class Issued:
-    """A ticket just issued: its number and its place in its line (fresh False: issued before, under a Once)."""
+    """A ticket just issued: its number, its place in its line, the wait it is told (None: no counter open for
+    it), and fresh False when it was issued before, under a Once."""
 
     number: str
     position: int
+    estimate_s: int | None = None
     fresh: bool = True
+
+
+@dataclass(frozen=True)
+class EstimateTerms:
+    """What the issue script needs to work out a new ticket's wait estimate as tickets.TicketReader does: the
+    configured service time (counted as prior_n samples), and each counter of the branch, in order, with
+    whether it serves the category and where its customers go while it is paused."""
+
+    prior_s: float
+    prior_n: int
+    counters: tuple[tuple[str, int, str], ...]
+
+    def json(self) -> str:
+        return json.dumps({"prior_s": self.prior_s, "prior_n": self.prior_n, "counters": self.counters})
 
 
 @dataclass(frozen=True)
@@ -106,8 +122,10 @@ def issued(reply: Any) -> Issued:
         if code == "RATE_LIMITED":
             raise RateLimited(int(index) - 1)
         raise reply
-    (number, position), fresh = scripts.unwrap(ISSUE, reply)
-    return Issued(number=number, position=int(position), fresh=fresh)
+    result, fresh = scripts.unwrap(ISSUE, reply)
+    number, position, estimate = (*result, -1)[:3]  # a ticket kept under a Once before estimates were kept: none
+    return Issued(number=number, position=int(position), estimate_s=None if int(estimate) < 0 else int(estimate),
+                  fresh=fresh)
 
 
 def call(r: redis.Redis, script: scripts.Script, script_keys: Sequence[str], args: Sequence[Any],
@@ -143,18 +161,21 @@ class Lines:
         return keys.counter_line(self.branch_id, self.day, counter_id)
 
     def queue_add(self, pipe: redis.client.Pipeline, category: str, prefix: str, issued_at: str, score_ms: int,
-                  allowances: Sequence[Allowance] = (), once_: once.Once | None = None) -> None:
+                  terms: EstimateTerms, allowances: Sequence[Allowance] = (), once_: once.Once | None = None) -> None:
         """Queue the issue of a ticket on a pipeline given to scripts.run; read its reply with `issued`.
 
         The ticket counts in every allowance, or is refused when one is used up; its branch's lobby screen is
-        marked for redrawing (`keys.screens_stale`). Under a Once that already issued a ticket, that ticket
-        is returned and nothing is written or counted.
+        marked for redrawing (`keys.screens_stale`); the wait its holder is told is worked out from `terms` and
+        kept on it. Under a Once that already issued a ticket, that ticket is returned and nothing is written or
+        counted.
         """
         script_keys = [keys.ticket_seq(self.branch_id, self.day, category), self.key(category),
                        keys.days(self.branch_id), keys.stats(self.branch_id), keys.screens_stale(),
+                       keys.service_times(self.branch_id, self.day, category), keys.redirects(self.branch_id),
+                       *(keys.counter(self.branch_id, c[0]) for c in terms.counters),
                        *(a.key for a in allowances)]
         args: list[str | int] = [f"{keys.ticket_root(self.branch_id)}{self.day}:", prefix, category, issued_at,
-                                 score_ms, self.day, self.ttl_s, self.branch_id]
+                                 score_ms, self.day, self.ttl_s, self.branch_id, terms.json()]
         for allowance in allowances:
             args += [allowance.limit, allowance.window_s]
         scripts.queue(pipe, ISSUE, script_keys, args, once_)

@@ -21,7 +21,7 @@ from services.domain.branch import Branch, Category
 from services.domain.clock import SYSTEM, Clock, business_day, local_iso, to_ms
 from services.domain.counters import CounterState, RedirectRule
 from services.domain.limits import Allowance
-from services.domain.lines import Lines, issued
+from services.domain.lines import EstimateTerms, Lines, issued
 from services.domain.once import Once
 from services.domain.schemas import Redirect, Ticket
 
@@ -38,9 +38,9 @@ def take(r: redis.Redis, branch: Branch, category: Category, allowances: Sequenc
          once_: Once | None = None, clock: Clock = SYSTEM) -> Ticket:
     """Issue the next ticket of a category today, counted in the allowances; read what its holder sees.
 
-    One round trip issues it: the issue script and the reads its wait estimate needs (counters, redirects, the
-    category's service times) go in one pipeline; a second keeps the estimate told, for the records. Raises
-    RateLimited, having written nothing, when an allowance is used up. Under a Once that issued a ticket
+    One round trip: the issue script (which works out the wait estimate and keeps it on the ticket) and the reads
+    the rest of the holder's view needs (counters, redirects, the category's service times) go in one pipeline.
+    Raises RateLimited, having written nothing, when an allowance is used up. Under a Once that issued a ticket
     already, that ticket is read as it is now.
     """
     return issue(r, branch, category, allowances, once_, clock)[0]
@@ -54,8 +54,12 @@ def issue(r: redis.Redis, branch: Branch, category: Category, allowances: Sequen
     day_lines = lines(r, branch, business_day(branch, moment))
     issued_at = local_iso(branch, moment)
 
+    terms = EstimateTerms(prior_s=category.service_minutes * 60, prior_n=PRIOR_SAMPLES,
+                          counters=tuple((c.id, int(category.id in c.serves), c.pause_redirect or "")
+                                         for c in branch.counters))
+
     def build(pipe: redis.client.Pipeline) -> None:
-        day_lines.queue_add(pipe, category.id, category.prefix, issued_at, to_ms(moment), allowances, once_)
+        day_lines.queue_add(pipe, category.id, category.prefix, issued_at, to_ms(moment), terms, allowances, once_)
         counters.queue_routing_state(pipe, branch)
         day_lines.queue_service_times(pipe, [category.id])
 
@@ -69,10 +73,8 @@ def issue(r: redis.Redis, branch: Branch, category: Category, allowances: Sequen
         assert kept is not None, "a ticket issued under a Once is kept with it"
         return kept, reader
     raw = {"number": new.number, "category": category.id, "status": "waiting", "issued_at": issued_at}
-    ticket = reader.view(raw, new.position)
-    if ticket.estimated_wait_s is not None:  # the wait the customer was told, kept for the records
-        r.hset(keys.ticket(branch.id, day_lines.day, new.number), "estimate_s", ticket.estimated_wait_s)
-    return ticket, reader
+    # The wait told is the one the script kept on the ticket (it works it out as the reader does).
+    return reader.view(raw, new.position).model_copy(update={"estimated_wait_s": new.estimate_s}), reader
 
 
 def average_service_s(configured_minutes: float, samples_ms: list[int]) -> float:
