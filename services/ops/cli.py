@@ -410,6 +410,7 @@ def _print_demo(stack: object, ctx: Context) -> None:
             lines.append(f"  Device {m.id:<15} page  {pager}{pages}/device?token={token}")
             lines.append(f"  Device {m.id:<15} API   {pager}{base}/pages/events?token={token}")
             lines.append(f"  Device {m.id:<15} daily report  {pager}{pages}/report?token={token}")
+            lines.append(f"  Device {m.id:<15} trends  {pager}{pages}/trends?token={token}")
     lines += ["", "Ctrl-C stops everything."]
     print("\n".join(lines), flush=True)
 
