@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -120,17 +121,25 @@ def open_session(branch: Branch, reader: Reader) -> tuple[str, ReportSession]:
                                   paths=report_paths(branch))
 
 
-def set_session_cookie(response: Response, branch: Branch, session: str) -> None:
-    """Give the browser a session's cookie, once for the report's pages and once for its API."""
-    for path in report_paths(branch):
+def set_session_cookie(response: Response, branch: Branch, session: str, paths: list[str] | None = None) -> None:
+    """Give the browser a session's cookie for each of these paths (default: the report's page and its API)."""
+    for path in paths if paths is not None else report_paths(branch):
         response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_TTL_S, path=path, secure=request.is_secure,
                             httponly=True, samesite="Strict")
 
 
-def drop_stale_session(response: Response) -> Response:
-    """Expire the session cookie in the browser once the server has found it ended or its token revoked."""
-    if g.get("report_drop_session") and g.get("branch") is not None:
-        for path in report_paths(g.branch):
-            response.delete_cookie(SESSION_COOKIE, path=path, secure=request.is_secure, httponly=True,
-                                   samesite="Strict")
-    return response
+def dropping_stale_session(paths_of: Callable[[Branch], list[str]]) -> Callable[[Response], Response]:
+    """Return an after-request hook that expires the session cookie on a branch's paths_of paths once the server
+    has found the session ended or its token revoked."""
+
+    def drop_stale_session(response: Response) -> Response:
+        if g.get("report_drop_session") and g.get("branch") is not None:
+            for path in paths_of(g.branch):
+                response.delete_cookie(SESSION_COOKIE, path=path, secure=request.is_secure, httponly=True,
+                                       samesite="Strict")
+        return response
+
+    return drop_stale_session
+
+
+drop_stale_session = dropping_stale_session(report_paths)

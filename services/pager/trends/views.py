@@ -24,16 +24,10 @@ from services.domain.branch import Branch, Manager
 from services.domain.clock import SYSTEM, business_day
 from services.domain.errors import ApiError, Unavailable
 from services.pager.report import archived
+from services.pager.report import session as report_session
 from services.pager.report import views as report_views
 from services.pager.report.display import INFORMATION_NAMES, duration_text
-from services.pager.report.session import (
-    READS,
-    SESSION_COOKIE,
-    SESSION_TTL_S,
-    ReportSessionEnvelope,
-    open_session,
-    reader_for,
-)
+from services.pager.report.session import READS, ReportSessionEnvelope, open_session, reader_for
 from services.pager.trends import charts, figures, spans
 from services.pager.trends.csv import TABLES, to_csv
 from services.pager.trends.models import Trends, TrendsEnvelope
@@ -147,18 +141,10 @@ def trends_paths(branch: Branch) -> list[str]:
 
 def set_session_cookie(response: Response, branch: Branch, session: str) -> None:
     """Give the browser a session's cookie for the trends' page and API (the report's has its own paths)."""
-    for path in trends_paths(branch):
-        response.set_cookie(SESSION_COOKIE, session, max_age=SESSION_TTL_S, path=path, secure=request.is_secure,
-                            httponly=True, samesite="Strict")
+    report_session.set_session_cookie(response, branch, session, trends_paths(branch))
 
 
-def drop_stale_session(response: Response) -> Response:
-    """Expire the session cookie in the browser once the server has found it ended or its token revoked."""
-    if g.get("report_drop_session") and g.get("branch") is not None:
-        for path in trends_paths(g.branch):
-            response.delete_cookie(SESSION_COOKIE, path=path, secure=request.is_secure, httponly=True,
-                                   samesite="Strict")
-    return response
+drop_stale_session = report_session.dropping_stale_session(trends_paths)
 
 
 api.after_request(drop_stale_session)
