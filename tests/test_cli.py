@@ -234,6 +234,22 @@ def test_a_worker_waiting_for_a_lost_redis_stops_cleanly_on_sigterm(tmp_path, se
         server.stop()
 
 
+def test_a_stop_rq_raises_while_it_tears_down_ends_the_queue_loop_cleanly(redis_server, monkeypatch):
+    """RQ quits when it loses Redis in its start-up upkeep, and tears down: it stops its scheduler and waits for
+    it. A SIGTERM then meets RQ's own handler, which raises StopRequested out of that wait (as a CI run of the
+    SIGTERM test above met it); the worker is stopping, and must end well, not on that exception."""
+    from rq.exceptions import StopRequested
+
+    from services.runtime import worker as runtime_worker
+    from services.runtime.settings import Context
+
+    def stopped_in_teardown(self, **kwargs):
+        raise StopRequested()
+
+    monkeypatch.setattr(runtime_worker.LobbyWorker, "work", stopped_in_teardown)
+    assert runtime_worker._work_queue(Context.from_env(), "kiosk", burst=False) is None
+
+
 def test_a_process_forked_while_the_worker_waits_for_a_stop_takes_the_default_stop():
     """RQ forks its scheduler before installing the worker's own handlers: the child must not inherit the
     parent's way of noting a stop, or a stop sent to it then is lost and the parent waits for it forever."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 from rq import SimpleWorker
+from rq.exceptions import StopRequested
 from rq.serializers import JSONSerializer
 
 from services.domain import keys
@@ -200,6 +201,10 @@ def _work_queue(ctx: Context, queue_name: str, *, burst: bool) -> None:
                                  name=f"{queue_name}-{socket.gethostname()}-{os.getpid()}-{attempt}")
             worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
             reason: object = "the worker loop ended on an error"
+        except StopRequested:
+            # A stop signal came while RQ tore the worker down after losing Redis (it was joining its scheduler,
+            # which it had told to stop): RQ's handler raised it there. The worker is stopping; so are we.
+            return
         except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
             if burst:
                 raise
