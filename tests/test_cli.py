@@ -236,8 +236,8 @@ def test_a_worker_waiting_for_a_lost_redis_stops_cleanly_on_sigterm(tmp_path, se
 
 def test_a_stop_rq_raises_while_it_tears_down_ends_the_queue_loop_cleanly(redis_server, monkeypatch):
     """RQ quits when it loses Redis in its start-up upkeep, and tears down: it stops its scheduler and waits for
-    it. A SIGTERM then meets RQ's own handler, which raises StopRequested out of that wait (as a CI run of the
-    SIGTERM test above met it); the worker is stopping, and must end well, not on that exception."""
+    it. A SIGTERM then meets RQ's own handler, which raises StopRequested out of that wait (the SIGTERM test
+    above can meet it, when Redis goes during that upkeep); the worker is stopping, and must end well."""
     from rq.exceptions import StopRequested
 
     from services.runtime import worker as runtime_worker
