@@ -23,7 +23,7 @@ import redis
 from services.domain import held_days, keys
 from services.domain.branch import Branch
 from services.domain.clock import SYSTEM, Clock, business_day
-from services.pager.report.days import day_bounds_ms, local_day
+from services.pager.report.reads import page_raws_of_day
 
 log = logging.getLogger("lobby.retention")
 BATCH = 500
@@ -64,11 +64,7 @@ def remove_pages(r: redis.Redis, branch: Branch, page_ids: Sequence[str]) -> Non
 
 def still_active(r: redis.Redis, branch: Branch, day: str) -> int:
     """Count the pages created on a day that are not resolved yet (open, or acknowledged and not closed)."""
-    start_ms, end_ms = day_bounds_ms(branch, day)
-    margin = 60_000  # the index score and created_at are read from the clock a moment apart
-    ids = r.zrangebyscore(keys.pages_active(branch.id), start_ms - margin, end_ms + margin)
-    raws = r.mget([keys.page(branch.id, i) for i in ids]) if ids else []
-    return sum(1 for raw in raws if raw and local_day(branch, json.loads(raw)["created_at"]) == day)
+    return sum(1 for _, raw in page_raws_of_day(r, branch, day, keys.pages_active(branch.id)) if raw)
 
 
 def removable_days(r: redis.Redis, branch: Branch, clock: Clock = SYSTEM) -> list[str]:
@@ -106,12 +102,8 @@ def remove_day(r: redis.Redis, branch: Branch, day: str) -> None:
 def day_keys(r: redis.Redis, branch: Branch, day: str) -> tuple[list[str], list[str]]:
     """Return what Redis holds of one day: the ids of the pages created on it, and the day's own keys (its
     tickets, lines, service times, pauses, calls and long waits paged)."""
-    start_ms, end_ms = day_bounds_ms(branch, day)
-    margin = 60_000  # the index score and created_at are read from the clock a moment apart
-    around = r.zrangebyscore(keys.pages_all(branch.id), start_ms - margin, end_ms + margin)
-    raws = r.mget([keys.page(branch.id, i) for i in around]) if around else []
-    page_ids = [i for i, raw in zip(around, raws, strict=True)
-                if raw is None or local_day(branch, json.loads(raw)["created_at"]) == day]
+    # A page the index names and Redis no longer holds is taken too, so that its indexes are cleaned.
+    page_ids = [i for i, _ in page_raws_of_day(r, branch, day, keys.pages_all(branch.id))]
     pipe = r.pipeline(transaction=False)
     for category in branch.categories:
         pipe.get(keys.ticket_seq(branch.id, day, category.id))

@@ -121,11 +121,19 @@ def _pause(record: dict[str, Any], actual_s: int, resumed_at: str | None) -> Pau
                        alert_id=record.get("alert_id") or None)
 
 
-def read_pages(r: redis.Redis, branch: Branch, day: str) -> list[Page]:
-    """Read the pages created on a day (by created_at's local date), oldest first."""
+def page_raws_of_day(r: redis.Redis, branch: Branch, day: str, index: str) -> list[tuple[str, str | None]]:
+    """Return (id, JSON) of the pages of an index (keys.pages_all, keys.pages_active) created on a day, by
+    created_at's local date; a page the index names and Redis no longer holds comes with None."""
     start_ms, end_ms = day_bounds_ms(branch, day)
     margin = 60_000  # the index score and created_at are read from the clock a moment apart
-    ids = r.zrangebyscore(keys.pages_all(branch.id), start_ms - margin, end_ms + margin)
+    ids = r.zrangebyscore(index, start_ms - margin, end_ms + margin)
     raws = r.mget([keys.page(branch.id, i) for i in ids]) if ids else []
-    found = [Page.model_validate_json(raw) for raw in raws if raw]
-    return sorted((p for p in found if local_day(branch, p.created_at) == day), key=lambda p: p.created_at)
+    return [(i, raw) for i, raw in zip(ids, raws, strict=True)
+            if raw is None or local_day(branch, json.loads(raw)["created_at"]) == day]
+
+
+def read_pages(r: redis.Redis, branch: Branch, day: str) -> list[Page]:
+    """Read the pages created on a day (by created_at's local date), oldest first."""
+    found = [Page.model_validate_json(raw) for _, raw in page_raws_of_day(r, branch, day, keys.pages_all(branch.id))
+             if raw]
+    return sorted(found, key=lambda p: p.created_at)
