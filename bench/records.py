@@ -47,42 +47,29 @@ CALLS = [(PageKind.DISTRESS, Priority.URGENT), (PageKind.ASK_SUPERVISOR, Priorit
          (PageKind.HELP, Priority.HIGH)]
 
 
-class Clock:
-    """A clock stopped at one moment."""
-
-    def __init__(self, moment: Any):
-        self.moment = moment
-
-    def now(self) -> Any:
-        return self.moment
-
-    def now_ms(self) -> int:
-        return int(self.moment.timestamp() * 1000)
-
-
-def one_day(r: redis.Redis, pages_wanted: int) -> tuple[Branch, str, Clock]:
+def one_day(r: redis.Redis, pages_wanted: int) -> tuple[Branch, str, day.SimClock]:
     """Run a busy day and add answered calls until it has `pages_wanted` pages; return the branch, the day and a
     clock on the next morning."""
     scenario = load(BUSY_DAY)
     branch = scenario.load_branch()
     simulation = day.Simulation(r, branch, scenario)
     happened = simulation.run()
-    clock = Clock(simulation.clock.now())
+    clock = day.SimClock(simulation.clock.now_ms())
     manager = branch.managers[0]
     counters = [c.id for c in branch.counters]
     n = 0
     while r.zcard(keys.pages_all(branch.id)) < pages_wanted:
         kind, priority = CALLS[n % len(CALLS)]
-        clock.moment += timedelta(seconds=40)
+        clock.ms += 40_000
         request = alerts.page_request(branch, counters[n % len(counters)], kind, priority, f"call {n}", {},
                                       clock.now())
         alerts.raise_alert(r, request)
         page, _ = pages.create(r, branch, request, clock)
-        clock.moment += timedelta(seconds=5 + n % 20)
+        clock.ms += (5 + n % 20) * 1000
         pages.acknowledge(r, branch, page.id, manager, clock=clock)
         pages.resolve(r, branch, page.id, manager, "done", clock=clock)
         n += 1
-    return branch, happened.day, Clock(simulation.clock.now() + timedelta(days=1))
+    return branch, happened.day, day.SimClock(simulation.clock.now_ms() + 86_400_000)
 
 
 def copy_branch(r: redis.Redis, source: str, target: str) -> None:
@@ -103,7 +90,7 @@ def day_bytes(r: redis.Redis, branch: Branch, closed: str) -> int:
     return sum(r.memory_usage(key, samples=0) or 0 for key in held)
 
 
-def archive_all(r: redis.Redis, db: sqlalchemy.Engine, branches: list[Branch], closed: str, clock: Clock
+def archive_all(r: redis.Redis, db: sqlalchemy.Engine, branches: list[Branch], closed: str, clock: day.SimClock
                 ) -> dict[str, Any]:
     """Archive the day of every branch, as the job does; time the whole and its read and write halves."""
     read_s = write_s = 0.0

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import uuid
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,28 +20,16 @@ from sqlalchemy import func, select
 
 from services.domain import alerts, held_days, keys, pages, tickets
 from services.domain.branch import Branch
-from services.domain.clock import Clock, business_day, parse_iso, to_ms
+from services.domain.clock import business_day, parse_iso
 from services.domain.contracts import PageKind, Priority
 from services.pager import archive, retention
 from services.pager.report import figures
 from services.records import database, tables
 from services.simulate import day
 from services.simulate.scenario import load
+from tests.conftest import FakeClock
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-class At(Clock):
-    """A clock stopped at one moment, moved by hand."""
-
-    def __init__(self, moment: datetime):
-        self.moment = moment
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def now_ms(self) -> int:
-        return to_ms(self.moment)
 
 
 @pytest.fixture
@@ -49,7 +37,7 @@ def sim(own_redis: redis.Redis) -> redis.Redis:
     return own_redis
 
 
-def simulated_day(r: redis.Redis) -> tuple[Branch, str, At]:
+def simulated_day(r: redis.Redis) -> tuple[Branch, str, FakeClock]:
     """A simulated morning (tickets, a VIP pause that overruns, long waits) with a call of every kind besides,
     and a clock on the next morning, when the day is closed."""
     scenario = load(ROOT / "scenarios" / "vip-pause.toml").model_copy(update={"seed": 7})
@@ -57,7 +45,7 @@ def simulated_day(r: redis.Redis) -> tuple[Branch, str, At]:
     simulation = day.Simulation(r, branch, scenario)
     happened = simulation.run()
     moment = simulation.clock.now()
-    clock = At(moment)
+    clock = FakeClock(moment)
     manager = branch.managers[0]
     for n, (kind, priority, counter) in enumerate([(PageKind.DISTRESS, Priority.URGENT, "1"),
                                                    (PageKind.ASK_SUPERVISOR, Priority.HIGH, "2"),
@@ -195,7 +183,7 @@ def test_retention_removes_an_archived_day_past_the_window_and_keeps_one_not_arc
     branch, closed, clock = simulated_day(sim)
     tickets.close_past_days(sim, branch, clock)
     assert sim.sismember(keys.closed_days(branch.id), closed)
-    later = At(clock.now() + timedelta(days=branch.redis_days + 1))
+    later = FakeClock(clock.now() + timedelta(days=branch.redis_days + 1))
     assert retention.remove_archived_days(sim, branch, later) == [], "never a day not archived"
     assert sim.exists(keys.ticket(branch.id, closed, "V001"))
     assert held_days.lag(sim, branch, later).days == 1
@@ -238,7 +226,7 @@ def test_the_migrations_make_the_tables_the_code_reads(records_url):
 def test_a_day_not_closed_is_not_archived(sim, records_url):
     branch, closed, _ = simulated_day(sim)
     db = database.connect(records_url)
-    same_day = At(parse_iso(f"{closed}T18:00:00+08:00"))
+    same_day = FakeClock(parse_iso(f"{closed}T18:00:00+08:00"))
     assert business_day(branch, same_day.now()) == closed
     with pytest.raises(ValueError, match="not closed"):
         archive.archive_day(sim, db, branch, closed, same_day)
@@ -314,7 +302,7 @@ def test_a_closed_day_waits_for_its_pages_to_be_resolved_a_day_at_most(sim):
 
 def test_a_page_left_unresolved_holds_its_day_back_one_day_then_is_archived_as_it_stands(sim, records_url):
     branch, closed, clock = simulated_day(sim)
-    later = At(clock.now() + timedelta(days=archive.ACTIVE_GRACE_DAYS))
+    later = FakeClock(clock.now() + timedelta(days=archive.ACTIVE_GRACE_DAYS))
     assert not archive.ready(sim, branch, closed, clock)
     assert archive.ready(sim, branch, closed, later)
     db = database.connect(records_url)
@@ -336,13 +324,13 @@ def test_a_day_redis_never_closed_is_refused_and_nothing_is_written(sim, records
 
 
 def test_a_day_with_pages_and_no_ticket_closes_and_is_archived(own_redis, records_url, branch):
-    sunday = At(parse_iso("2026-11-29T10:00:00+08:00"))
+    sunday = FakeClock(parse_iso("2026-11-29T10:00:00+08:00"))
     request = alerts.page_request(branch, None, PageKind.ENDPOINT_OFFLINE, Priority.NORMAL, "lobby display offline",
                                   {"endpoint_kind": "display", "endpoint": "lobby",
                                    "offline_since": "2026-11-29T09:58:00.000+08:00"}, sunday.now())
     alerts.raise_alert(own_redis, request)
     pages.create(own_redis, branch, request, sunday)
-    monday = At(parse_iso("2026-11-30T09:00:00+08:00"))
+    monday = FakeClock(parse_iso("2026-11-30T09:00:00+08:00"))
     tickets.close_past_days(own_redis, branch, monday)
     assert held_days.waiting(own_redis, branch) == ["2026-11-29"]
     db = database.connect(records_url)
@@ -355,19 +343,19 @@ def test_a_pause_running_over_midnight_is_kept_once_with_the_day_it_ended(own_re
     from services.domain.contracts import PageRequest
     from services.domain.desk import Desk
 
-    evening = At(parse_iso("2026-11-27T17:50:00+08:00"))
+    evening = FakeClock(parse_iso("2026-11-27T17:50:00+08:00"))
     desk = Desk(own_redis, branch, "3", evening)
     desk.pause("review", 15, "overnight")
     (staged,) = own_redis.hvals(keys.outbox(branch.id))
     pages.create(own_redis, branch, PageRequest.model_validate_json(staged), evening)  # the pause's page, that evening
-    next_day = At(parse_iso("2026-11-28T09:00:00+08:00"))
+    next_day = FakeClock(parse_iso("2026-11-28T09:00:00+08:00"))
     tickets.close_past_days(own_redis, branch, next_day)
     db = database.connect(records_url)
     first = archive.archive_day(own_redis, db, branch, "2026-11-27", next_day)
     assert first.counts["pauses"] == 0, "still running: it belongs to the day it ends"
     desk.clock = next_day
     desk.resume()
-    day_after = At(parse_iso("2026-11-29T09:00:00+08:00"))
+    day_after = FakeClock(parse_iso("2026-11-29T09:00:00+08:00"))
     tickets.close_past_days(own_redis, branch, day_after)
     second = archive.archive_day(own_redis, db, branch, "2026-11-28", day_after)
     assert second.counts["pauses"] == 1

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -27,18 +26,9 @@ from services.domain.clock import SYSTEM, business_day
 from services.ops.stack import descendants
 from services.pager import archive, retention
 from services.records import database, tables
-from tests.test_archive import At
+from tests.sse import eventually
 
 BRANCH = "zhongnan"
-
-
-def eventually(check, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := check():
-            return result
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @contextlib.contextmanager
@@ -101,10 +91,10 @@ def test_a_worker_killed_in_the_middle_of_the_archive_leaves_nothing_and_the_nex
     url = own_redis.connection_pool.connection_kwargs
     redis_url = f"redis://{url['host']}:{url['port']}/0"
     with pager_worker(redis_url, postgres_url, tmp_path / "worker.log") as worker:
-        eventually(lambda: writing_tickets(db), 30, "the archive job writing tickets", every=0.01)
+        eventually(lambda: writing_tickets(db), timeout=30, interval=0.01)
         for pid in [worker.pid, *descendants(worker.pid)]:
             os.kill(pid, signal.SIGKILL)
-    eventually(lambda: not writing_tickets(db), 10, "PostgreSQL rolling the killed transaction back")
+    eventually(lambda: not writing_tickets(db), timeout=10)  # PostgreSQL rolls the killed transaction back
     assert tickets_of(db, day) == 0, "a killed archive leaves nothing"
     assert held_days.waiting(own_redis, branch) == [day], "the day still waits, whole, in Redis"
 
@@ -187,7 +177,7 @@ def test_with_the_database_down_at_day_close_nothing_is_lost_and_the_archive_com
             job = Job.fetch(name, connection=rq) if Job.exists(name, connection=rq) else None
             return job is not None and job.retries_left is not None and job.retries_left < archive.RETRY.max
 
-        eventually(failed_once, 30, "the archive job failing on the unreachable database, to be tried again")
+        eventually(failed_once, timeout=30)  # the job failed on the unreachable database, to be tried again
         assert retention.remove_archived_days(own_redis, branch) == [], "retention keeps a day not archived"
         assert own_redis.exists(keys.ticket(branch.id, day, f"{branch.categories[0].prefix}001"))
         status = subprocess.run([sys.executable, "-m", "services.ops.cli", "status", "--json"],
@@ -197,11 +187,11 @@ def test_with_the_database_down_at_day_close_nothing_is_lost_and_the_archive_com
         assert lag["waiting_days"] == 1 and lag["oldest_waiting"] == day, lag
 
         proxy.start()  # the database is back: the job's retry completes the archive
-        eventually(lambda: held_days.is_archived(own_redis, branch, day), 60, "the archive completing", every=0.2)
+        eventually(lambda: held_days.is_archived(own_redis, branch, day), timeout=60, interval=0.2)
     proxy.cut()
     assert tickets_of(db, day) == 120
     assert held_days.lag(own_redis, branch).days == 0
-    assert retention.remove_archived_days(own_redis, branch, At(SYSTEM.now())) == [day], \
+    assert retention.remove_archived_days(own_redis, branch) == [day], \
         "once archived, retention removes it"
     assert not own_redis.exists(keys.ticket(branch.id, day, f"{branch.categories[0].prefix}001"))
     db.dispose()
