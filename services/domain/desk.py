@@ -341,10 +341,11 @@ class Desk:
                       "since": pause["since"], "resumed_at": local_iso(self.branch, moment),
                       "actual_s": paused_s, "alert_id": pause.get("alert_id")}
             pipe.multi()
-            day_pauses = keys.pauses(self.branch.id, business_day(self.branch, moment))
+            day = business_day(self.branch, moment)
+            day_pauses = keys.pauses(self.branch.id, day)
             pipe.rpush(day_pauses, json.dumps(record))
             pipe.expire(day_pauses, self.branch.history_ttl_s)
-            pipe.sadd(keys.days(self.branch.id), business_day(self.branch, moment))  # closed and archived like any
+            pipe.sadd(keys.days(self.branch.id), day)  # the day a pause ended is closed and archived like any
             pipe.hset(keys.counter(self.branch.id, self.id), "status", OPEN)
             pipe.hdel(keys.counter(self.branch.id, self.id), "pause")
             self._unredirect(pipe)

@@ -177,6 +177,10 @@ def _database(args: argparse.Namespace, ctx: Context) -> str:
     return args.database or ctx.settings.database_url or database.sqlite_url(Path("var") / DATABASE_FILE)
 
 
+def _unknown_branch(branch_id: str, ctx: Context) -> int:
+    return _fail(f"unknown branch {branch_id!r}; the branch file has {', '.join(sorted(ctx.branches))}")
+
+
 # What a records database that cannot be reached, or a URL that names none, raises as we connect or first read.
 def _database_errors() -> tuple[type[BaseException], ...]:
     from sqlalchemy.exc import SQLAlchemyError
@@ -208,7 +212,7 @@ def cmd_archive(args: argparse.Namespace, ctx: Context) -> int:
 
     branch = ctx.branches.get(args.branch)
     if branch is None:
-        return _fail(f"unknown branch {args.branch!r}; the branch file has {', '.join(sorted(ctx.branches))}")
+        return _unknown_branch(args.branch, ctx)
     archive = importlib.import_module(ARCHIVE)
     retention = importlib.import_module(RETENTION)
     r = ctx.for_branch(branch.id)
@@ -243,7 +247,7 @@ def cmd_export(args: argparse.Namespace, ctx: Context) -> int:
     from services.records import database, export
 
     if args.branch not in ctx.branches:
-        return _fail(f"unknown branch {args.branch!r}; the branch file has {', '.join(sorted(ctx.branches))}")
+        return _unknown_branch(args.branch, ctx)
     if args.last < args.first:
         return _fail(f"--to {args.last} is before --from {args.first}")
     if args.out is not None and (args.out.is_dir() or not args.out.parent.is_dir()):

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis
 from rq import Retry
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -156,10 +157,9 @@ def _outage_row(branch: Branch, day: str, page: Page, now: datetime) -> dict[str
 
 
 def write_day(db: Engine, found: DayRows, archived_at: str) -> Archived:
-    """Write a day's rows in one transaction, checked by count before it commits; nothing if already there."""
+    """Write a day's rows in one transaction, checked by count before it commits; nothing if already there (the
+    primary key of `days` refuses its first row)."""
     expected = found.counts()
-    if (held := stored_counts(db, found.branch, found.day)) is not None:
-        return Archived(found.branch, found.day, False, held)
     try:
         with db.begin() as connection:
             connection.execute(insert(tables.days), [{"branch": found.branch, "day": found.day,
@@ -171,7 +171,7 @@ def write_day(db: Engine, found: DayRows, archived_at: str) -> Archived:
             if written != expected:
                 raise CountMismatch(f"{found.branch} {found.day}: wrote {written}, read {expected} from Redis")
     except IntegrityError:
-        # Another archive of the same day committed first (the primary key of days): it is there once.
+        # The day is there already (archived before, or by another archive that committed first): once.
         if (held := stored_counts(db, found.branch, found.day)) is not None:
             return Archived(found.branch, found.day, False, held)
         raise
@@ -280,9 +280,11 @@ def enqueue_due(r: redis.Redis, rq_connection: redis.Redis, branches: list[Branc
     for branch in branches:
         for day in (d for d in held_days.waiting(r, branch) if ready(r, branch, d, clock)):
             name = job_id(branch.id, day)
-            job = Job.fetch(name, connection=rq_connection) if Job.exists(name, connection=rq_connection) else None
-            if job is not None and job.get_status() in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED,
-                                                        JobStatus.DEFERRED):
+            try:
+                status = Job.fetch(name, connection=rq_connection).get_status()
+            except NoSuchJobError:
+                status = None
+            if status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
                 continue
             messages.enqueue(rq_connection, ARCHIVE_DAY, ArchiveDay(branch=branch.id, day=day), job_id=name,
                              retry=RETRY)

@@ -102,7 +102,7 @@ def sse_response(
         position = cursor
         yield f"retry: {RETRY_MS}\n\n"
         oldest = first_id(r, stream_key) if cursor is not None else None
-        # The client's own entry was trimmed: what it missed is no longer all there to replay.
+        # The client's own entry was trimmed: what it missed cannot all be replayed.
         trimmed = cursor is not None and oldest is not None and seq(oldest) > seq(cursor)
         if position is None or trimmed:
             # Read the cursor before the snapshot: whatever happens after it is replayed, nothing is lost.
