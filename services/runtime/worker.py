@@ -27,6 +27,7 @@ from rq.serializers import JSONSerializer
 
 from services.domain import keys
 from services.runtime import logs, messages
+from services.runtime import redis as clients
 from services.runtime.settings import Context
 
 log = logging.getLogger("lobby.worker")
@@ -142,6 +143,7 @@ def run(ctx: Context, work: Work, *, burst: bool = False) -> None:
     """Run a service's work until stopped (SIGTERM, SIGINT); with burst, do what is waiting once and return."""
     global _CONTEXT
     _CONTEXT = ctx
+    clients.name_process(f"{work.service}-worker")
     if burst:
         for task in work.once:
             task()
