@@ -90,14 +90,15 @@ def quick_branch_toml() -> str:
 def state(r: redis.Redis) -> dict[bytes, bytes]:
     """Every lobby key with its serialized value: equal before and after a request means it changed nothing.
 
-    Workers' heartbeats and endpoints' presence are left out: they are written by running processes and by
-    event streams opening and closing (a previous test's streams may still be leaving), never by a request.
+    Workers' heartbeats, what web processes say they hold, their stream readers' wake-ups, and endpoints' presence
+    are left out: they are written by running processes and by event streams opening and closing (a previous
+    test's streams may still be leaving), never by a request.
     """
     kw = r.connection_pool.connection_kwargs
     client = redis.Redis(host=kw["host"], port=kw["port"], db=kw.get("db", 0))
-    heartbeats = keys.worker("").encode()
+    running = (keys.worker("").encode(), keys.WEB_PROCESSES.encode(), f"{keys.PREFIX}:hub-wake:".encode())
     return {key: client.dump(key) for key in sorted(client.scan_iter("lobby:*"))
-            if not key.startswith(heartbeats) and b":presence:" not in key}
+            if not key.startswith(running) and b":presence:" not in key}
 
 
 @pytest.fixture(scope="session")

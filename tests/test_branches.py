@@ -75,10 +75,13 @@ def test_two_branches_side_by_side_share_nothing(live, token, sse, r):
     assert stolen.status_code == 403
 
     # Every key is under one branch's hash tag (so a branch can move to another Redis), rate-limit counters too,
-    # bar the global index of outboxes, the streams between services on this Redis and the workers' heartbeats.
+    # bar the global index of outboxes, the streams between services on this Redis, the revocations every live
+    # stream reads, and what running processes say of themselves (workers' heartbeats, web processes' holdings,
+    # their stream readers' wake-ups).
     branch_keys = {b: keys.branch(b) for b in (BRANCH, QUICK)}
     stray = [k for k in r.scan_iter("lobby:*", count=1000)
              if not any(k.startswith(prefix + ":") for prefix in branch_keys.values())
-             and k not in (keys.outbox_branches(), keys.page_requests(), keys.page_news())
-             and not k.startswith(keys.worker(""))]
+             and k not in (keys.outbox_branches(), keys.page_requests(), keys.page_news(), keys.REVOCATIONS,
+                           keys.WEB_PROCESSES)
+             and not k.startswith((keys.worker(""), keys.HUB_WAKE))]
     assert stray == []

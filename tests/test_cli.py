@@ -19,6 +19,7 @@ import requests
 
 from services.domain import contracts
 from services.ops.redis_server import free_port
+from services.web import hub
 from tests.conftest import BRANCH, settle
 from tests.sse import eventually
 
@@ -66,6 +67,7 @@ def test_status_shows_queues_workers_and_open_pages(live, r, token, sse):
                              timeout=5).status_code == 202
     requests.post(f"{live.url('kiosk')}{API}/tickets", json={"category": "vip"}, timeout=5)
     settle()
+    eventually(lambda: hub.by_service(r).get("counter", {}).get("clients"))  # said within a second of joining
     found = json.loads(lobby("status", "--json", env=on_stack(live)).stdout)
     assert [q["queue"] for q in found["queues"]] == ["kiosk", "pager"], "the screen's jobs, the archive's"
     assert all(q["failed"] == 0 for q in found["queues"])
@@ -84,8 +86,14 @@ def test_status_shows_queues_workers_and_open_pages(live, r, token, sse):
     assert states["device:lobby-manager"] == "unsupervised"
     assert zhongnan["archive"] == {"waiting_days": 0, "oldest_waiting": None, "oldest_age_days": 0,
                                    "closed_days_in_redis": 0}
+    # The counter's processes say what they hold: the terminal's stream, read by one reader of one of them.
+    counter = next(s for s in found["live"] if s["service"] == "counter")
+    assert counter["clients"] >= 1 and counter["streams"] >= 1 and 1 <= counter["readers"] <= counter["processes"]
+    roles = {c["role"]: c["connections"] for c in found["connections"]}
+    assert roles.get("counter-web", 0) >= 1 and roles.get("pager-worker", 0) >= 1, roles
     text = lobby("status", env=on_stack(live)).stdout
     assert "WORKERS (3)" in text and "1 urgent, 1 high" in text and "lobby:page-news" in text
+    assert re.search(r"counter\s+\d+\s+\d+\s+\d+\s+\d+", text) and "REDIS CONNECTIONS (" in text, text
     assert re.search(r"zhongnan\s+terminal:2\s+live\s+heard \d+ s ago", text), text
     assert re.search(r"zhongnan\s+every closed day archived; Redis holds 0 closed day", text), text
     down = lobby("status", env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})

@@ -208,11 +208,23 @@ def test_a_cursor_that_is_not_a_redis_stream_id_is_refused(live, token, cursor):
     assert response.status_code == 400 and response.json()["error"]["code"] == "bad_event_id"
 
 
-def test_the_largest_stream_id_is_a_valid_cursor(live, token, sse):
+def test_a_cursor_beyond_the_newest_entry_is_reset_and_never_stalls_the_stream_for_others(live, token, sse):
+    """The largest stream id is a valid cursor, but no entry the stream ever had: the client is told to reload
+    and followed from the newest entry. Its cursor never becomes where the process reads the stream from, so the
+    clients who join after it, in the same process or not, get what comes next."""
+    url = f"{live.url('pager')}{API}/pages/events"
     device = {"Authorization": f"Bearer {token('device', 'lobby-manager')}"}
-    stream = sse(f"{live.url('pager')}{API}/pages/events", headers=device,
-                 params={"since": f"{2**64 - 1}-{2**64 - 1}"})
-    assert stream.status == 200
+    ahead = [sse(url, headers=device, params={"since": f"{2**64 - 1}-{2**64 - 1}"}) for _ in range(4)]
+    others = [sse(url, headers={"Authorization": f"Bearer {token('device', 'deputy')}"}) for _ in range(4)]
+    for stream in ahead:
+        assert stream.status == 200
+        reset = stream.wait_for(lambda e: e.type == "reset")
+        assert reset.data["reason"] == "ahead"
+    alert = requests.post(f"{live.url('counter')}{API}/counters/vip/alerts", json={"kind": "help"},
+                          headers={"Authorization": f"Bearer {token('counter', 'vip')}"}, timeout=5)
+    assert alert.status_code == 202
+    for stream in ahead + others:
+        stream.wait_for(lambda e: e.type == "page")
 
 
 def test_a_stream_that_fails_midway_is_logged_and_ends_cleanly(clients, r, caplog):

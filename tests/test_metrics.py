@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.domain import keys
 from services.domain.clock import SYSTEM, business_day
+from services.web import hub
 from tests.conftest import BRANCH, QUICK, settle
 from tests.sse import eventually
 
@@ -30,7 +31,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def test_metrics_move_with_a_scripted_morning(live, token, sse):
+def test_metrics_move_with_a_scripted_morning(live, r, token, sse):
     before = {s: scrape(live, s) for s in ("kiosk", "counter", "pager")}
     api = f"/api/v1/branches/{BRANCH}"
     for category in ("vip", "vip", "vip", "personal", "personal"):
@@ -54,6 +55,8 @@ def test_metrics_move_with_a_scripted_morning(live, token, sse):
                                json={"kind": "help"}, timeout=5)
     assert quick_help.status_code == 202
     settle()
+    # Each process says what it holds within a second of a change.
+    eventually(lambda: hub.by_service(r).get("pager", {}).get("audiences", {}).get("device"))
 
     after = {s: scrape(live, s) for s in ("kiosk", "counter", "pager")}
 
@@ -71,7 +74,11 @@ def test_metrics_move_with_a_scripted_morning(live, token, sse):
     assert moved("pager", "lobby_pages_total", branch=BRANCH, kind="distress", priority="urgent") == 1
     assert moved("pager", "lobby_pages_total", branch=QUICK, kind="help", priority="high") == 1
     assert moved("pager", "lobby_page_ack_seconds_count", branch=BRANCH, kind="distress") == 1
-    assert value(after["pager"], "lobby_sse_clients", audience="device") >= 1, "the open device feed counts"
+    # All the pager's processes together, as each says: the device feed is a client of one, read by its reader.
+    assert value(after["pager"], "lobby_live_clients", audience="device") >= 1, "the open device feed counts"
+    assert value(after["pager"], "lobby_live_readers") >= 1
+    assert value(after["pager"], "lobby_web_processes") >= 1
+    assert value(after["pager"], "lobby_redis_connections", role="pager-web") >= 1, "Redis counts by role"
     assert value(after["pager"], "lobby_endpoints", branch=BRANCH, kind="device", state="live") == 1, \
         "the lobby manager's device, its feed open"
     assert value(after["pager"], "lobby_endpoints", branch=BRANCH, kind="device", state="unsupervised") == 2

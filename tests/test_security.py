@@ -94,6 +94,28 @@ def test_ticket_issuing_is_rate_limited_per_client_and_branch(clients, r):
         "another branch keeps its own allowance"
 
 
+@pytest.mark.parametrize("proxies", [0, 1])
+def test_behind_a_trusted_proxy_each_client_has_its_own_allowance_and_nobody_else_can_claim_one(r, ctx, proxies):
+    """Behind nginx (LOBBY_TRUSTED_PROXIES=1) every kiosk reaches the service from nginx's one address: the
+    client's own is the last X-Forwarded-For entry. Without a trusted proxy, a client's X-Forwarded-For is
+    ignored, so it cannot dodge its limit by naming other addresses."""
+    from dataclasses import replace
+
+    from services.kiosk.app import create_app
+
+    settings = ctx.settings.model_copy(update={"trusted_proxies": proxies})
+    kiosk = create_app({"TESTING": True, "CONTEXT": replace(ctx, settings=settings)}).test_client()
+    url = f"/api/v1/branches/{BLEND}/tickets"
+
+    def take(forwarded: str) -> int:
+        return kiosk.post(url, json={"category": "personal"}, headers={"X-Forwarded-For": forwarded},
+                          environ_base={"REMOTE_ADDR": "10.0.0.2"}).status_code
+
+    assert [take(f"198.51.100.{i % 2}, 203.0.113.7") for i in range(30)] == [201] * 30
+    assert take("203.0.113.7") == 429, "the client nginx named has used its 30"
+    assert take("203.0.113.8") == (201 if proxies else 429), "another client, or the same one lying"
+
+
 def test_alert_buttons_are_limited_but_a_distress_call_never_is(clients, token, r):
     counter = clients["counter"]
     headers = {"Authorization": f"Bearer {token('counter', '2', BLEND)}"}

@@ -19,7 +19,7 @@ from services.domain.errors import Forbidden, NotFound
 from services.domain.limits import RateLimited
 from services.domain.schemas import AlertEnvelope, CounterEnvelope, TicketEnvelope
 from services.web import auth, sse
-from services.web.app import branch_or_404, redis_client, send, stream_client
+from services.web.app import branch_or_404, live_streams, redis_client, send
 from services.web.errors import COMMON_RESPONSES, ErrorBody, refused
 from services.web.idempotency import current_once, idempotent
 from services.web.requests import AlertPath, CounterPath, Note, Strict
@@ -227,7 +227,7 @@ def events(path: CounterPath) -> Any:
     """Follow this counter's terminal feed; a fresh connection starts with a `counter` snapshot."""
     desk = _desk(path)
     return sse.sse_response(
-        stream_client(), keys.terminal_stream(path.branch, path.counter),
+        live_streams(), keys.terminal_stream(path.branch, path.counter),
         snapshot=lambda: (alerts.COUNTER_EVENT, {"counter": desk.view().model_dump(mode="json")}),
         token_key=keys.token(path.branch, g.principal.token_id),
         endpoint=(branch_or_404(path.branch), presence.endpoint(presence.TERMINAL, path.counter)),

@@ -11,7 +11,7 @@ from flask import Response
 from services.domain import contracts, keys
 from services.domain.errors import NotFound
 from services.web import sse
-from services.web.app import stream_client
+from services.web.app import live_streams
 from services.web.views import known_branch, page_blueprint, render_page
 
 bp = page_blueprint("counter", __name__)
@@ -42,10 +42,10 @@ def waiting_events(branch: str, counter: str) -> Response:
     b = known_branch(branch)
     if b.counter(counter) is None:
         raise NotFound(f"unknown counter {counter!r}", code="unknown_counter")
-    r = stream_client()
+    streams = live_streams()
     key = keys.stream(b.id, keys.SCREEN)
-    response = sse.sse_response(r, key, snapshot=lambda: (WAITING, latest_waiting(r, key)),
-                                    accept=lambda event, data: event == WAITING)
+    response = sse.sse_response(streams, key, snapshot=lambda: (WAITING, latest_waiting(streams.redis, key)),
+                                accept=lambda event, data: event == WAITING)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -210,3 +210,15 @@ def incidents(branch_id: str) -> str:
 def worker(name: str) -> str:
     """Hash of a running worker process (its service, pid, host, last heartbeat); it lapses when the worker stops."""
     return f"{PREFIX}:worker:{name}"
+
+
+# Stream of revoked tokens (field `token_key`, the token's key): every live stream reads it in the same XREAD as
+# its events, so a revocation ends the streams opened with the token before any event written after it.
+REVOCATIONS = f"{PREFIX}:revocations"
+# Entries REVOCATIONS keeps: a reader only needs those written while it was between two reads.
+REVOCATIONS_MAXLEN = 1000
+# Start of the keys that wake a web process's stream reader (a stream each, of one entry, expiring); hub.py.
+HUB_WAKE = f"{PREFIX}:hub-wake:"
+# Hash of what each web process holds (field `<service>/<host>/<pid>`, value JSON: clients, streams followed,
+# readers, Redis connections, when); services/web/hub.py.
+WEB_PROCESSES = f"{PREFIX}:web-processes"

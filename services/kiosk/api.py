@@ -19,7 +19,7 @@ from services.domain.limits import RateLimited
 from services.domain.schemas import Screen, TicketEnvelope
 from services.kiosk import screen
 from services.web import auth, sse
-from services.web.app import branch_or_404, client_ip, redis_client, stream_client
+from services.web.app import branch_or_404, client_ip, live_streams, redis_client
 from services.web.errors import COMMON_RESPONSES, ErrorBody, refused
 from services.web.idempotency import current_once, idempotent
 from services.web.requests import BranchPath, Strict, TicketPath
@@ -86,7 +86,7 @@ def screen_events(path: BranchPath) -> Any:
     r = redis_client()
     enrolled = _enrolled_screen(branch, auth.presented_token(allow_query=True))
     return sse.sse_response(
-        stream_client(), keys.stream(branch.id, keys.SCREEN),
+        live_streams(), keys.stream(branch.id, keys.SCREEN),
         snapshot=lambda: (screen.SCREEN, screen.snapshot(r, branch).model_dump(mode="json")),
         token_key=keys.token(branch.id, enrolled[0].token_id) if enrolled else None,
         endpoint=(branch, presence.endpoint(enrolled[1].kind, enrolled[1].id)) if enrolled else None,

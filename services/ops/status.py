@@ -1,5 +1,6 @@
 """`lobby status`: what an operator checks first. The RQ queues and failed jobs, the streams between services
-(page requests, page news) and who holds what, the workers and their heartbeats, each branch's open pages, how
+(page requests, page news) and who holds what, the workers and their heartbeats, the web processes' live
+streams and the Redis connections by who holds them, each branch's open pages, how
 far its archive is behind, and where each of its screens, terminals and devices stands (live, offline, or never
 heard of: unsupervised).
 
@@ -20,14 +21,17 @@ from services.domain import contracts, counters, held_days, keys, presence, tick
 from services.domain.branch import Branch
 from services.domain.pages import PRIORITY_ORDER
 from services.runtime import consumer, messages
+from services.runtime import redis as clients
 from services.runtime.settings import Context
 from services.runtime.worker import running
+from services.web import hub
 
 
 def collect(ctx: Context) -> dict[str, Any]:
     """Gather the status as plain data (the --json output), from every Redis the branches live on."""
     urls = ctx.urls()
-    found: dict[str, Any] = {"queues": [], "streams": [], "workers": [], "branches": []}
+    found: dict[str, Any] = {"queues": [], "streams": [], "workers": [], "live": [], "connections": [],
+                             "branches": []}
     for url in urls:
         shard = _shard(ctx.redis(url), ctx.rq(url), ctx.on(url))
         for part in found:
@@ -58,8 +62,10 @@ def _shard(r: redis.Redis, rq: redis.Redis, branches: list[Branch]) -> dict[str,
                        "recent_failures": recent})
     workers = [{"name": w["name"], "service": w["service"], "heartbeat_s_ago": round(now - float(w["beat"]), 1),
                 "pid": int(w["pid"]), "host": w["host"]} for w in running(r)]
+    live = [{"service": service, **held} for service, held in sorted(hub.by_service(r).items())]
+    connections = [{"role": role, "connections": n} for role, n in sorted(clients.connections(r).items())]
     return {"queues": queues, "streams": [consumer.backlog(r, channel) for channel in contracts.CHANNELS],
-            "workers": sorted(workers, key=lambda w: w["name"]),
+            "workers": sorted(workers, key=lambda w: w["name"]), "live": live, "connections": connections,
             "branches": [_branch(r, branch, now) for branch in branches]}
 
 
@@ -121,6 +127,21 @@ def render(status: dict[str, Any]) -> str:
         out.append("  none: no worker is running")
     for w in status["workers"]:
         out.append(f"  {w['name']:<40} {w['service']:<8} pid {w['pid']:<7} heartbeat {w['heartbeat_s_ago']} s ago")
+    out.append("")
+    # Each web process reads each stream once for all its clients: connections follow streams and processes.
+    out.append("LIVE       PROCESSES  CLIENTS  STREAMS  READERS")
+    if not status["live"]:
+        out.append("  none: no web process is serving")
+    for live in status["live"]:
+        where = f"  {live['redis']}" if "redis" in live else ""
+        out.append(f"{live['service']:<10} {live['processes']:>9}  {live['clients']:>7}  {live['streams']:>7}  "
+                   f"{live['readers']:>7}{where}")
+    out.append("")
+    total = sum(c["connections"] for c in status["connections"])
+    out.append(f"REDIS CONNECTIONS ({total})")
+    for c in status["connections"]:
+        where = f"  {c['redis']}" if "redis" in c else ""
+        out.append(f"  {c['role']:<16} {c['connections']:>5}{where}")
     out.append("")
     out.append("BRANCH        OPEN PAGES                      OLDEST  ACKED  OUTBOX  COUNTERS  WAITING")
     for b in status["branches"]:

@@ -14,7 +14,7 @@ from services.domain.clock import SYSTEM
 from services.domain.errors import Forbidden
 from services.domain.schemas import DeviceEnvelope, Floor, PageEnvelope, PageList
 from services.web import auth, sse
-from services.web.app import branch_or_404, redis_client, stream_client
+from services.web.app import branch_or_404, live_streams, redis_client
 from services.web.errors import COMMON_RESPONSES, ErrorBody
 from services.web.idempotency import current_once, idempotent
 from services.web.requests import BranchPath, Note, PagePath, Strict
@@ -83,7 +83,7 @@ def list_pages(path: BranchPath, query: PageQuery) -> dict[str, Any]:
                                      "content": {"text/event-stream": {}}}})
 def events(path: BranchPath) -> Any:
     """Follow the branch's pages; reconnect with Last-Event-ID (or ?since=) to miss nothing."""
-    return sse.sse_response(stream_client(), keys.stream(path.branch, keys.DEVICE),
+    return sse.sse_response(live_streams(), keys.stream(path.branch, keys.DEVICE),
                             token_key=keys.token(path.branch, g.principal.token_id),
                             endpoint=(branch_or_404(path.branch), presence.endpoint(presence.DEVICE, _manager().id)))
 
@@ -171,6 +171,6 @@ def floor_events(path: BranchPath) -> Any:
     branch = branch_or_404(path.branch)
     r = redis_client()
     watched = [keys.stream(branch.id, keys.SCREEN)] + [keys.terminal_stream(branch.id, c.id) for c in branch.counters]
-    return sse.views_response(stream_client(), watched, "floor",
+    return sse.views_response(live_streams(), watched, "floor",
                               lambda: floor.snapshot(r, branch).model_dump(mode="json"),
                               token_key=keys.token(branch.id, g.principal.token_id), refresh_s=FLOOR_REFRESH_S)

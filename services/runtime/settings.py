@@ -39,6 +39,10 @@ class Settings(BaseModel):
     stream_maxlen: int | None = Field(default=None, ge=100)
     # The records database (DATABASE_URL; services/records/database.py); None: no day is archived.
     database_url: str | None = None
+    # Reverse proxies in front of the web services (LOBBY_TRUSTED_PROXIES; 0: none): a client's address is the
+    # one that many proxies back in X-Forwarded-For, and its scheme X-Forwarded-Proto. Never set it for a service
+    # clients reach directly: they could then claim any address.
+    trusted_proxies: int = Field(default=0, ge=0)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,6 +60,7 @@ class Settings(BaseModel):
             ports=ports,
             stream_maxlen=int(maxlen) if maxlen else None,
             database_url=env.get("DATABASE_URL") or None,
+            trusted_proxies=int(env.get("LOBBY_TRUSTED_PROXIES") or 0),
         )
 
 

@@ -14,14 +14,16 @@ from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info, OpenAPI
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from services.domain.branch import Branch
 from services.domain.contracts import JobSpec, Payload
 from services.domain.errors import ApiError, BadRequest, Forbidden, NotFound
 from services.runtime import logs, messages
+from services.runtime import redis as clients
 from services.runtime.redis import refuses_writes
 from services.runtime.settings import Context
-from services.web import metrics, sse
+from services.web import hub, metrics, sse
 from services.web.errors import ErrorBody
 
 MAX_BODY_BYTES = 64 * 1024
@@ -66,6 +68,9 @@ def create_service_app(import_name: str, service: str, test_config: dict[str, An
         app.config.update(test_config)
     ctx: Context = app.config.get("CONTEXT") or Context.from_env()
     app.extensions["lobby"] = ctx
+    if ctx.settings.trusted_proxies:
+        proxies = ctx.settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     app.json = Utf8JSONProvider(app)
 
     app.register_error_handler(ApiError, _api_error)
@@ -77,6 +82,8 @@ def create_service_app(import_name: str, service: str, test_config: dict[str, An
     app.register_error_handler(Exception, _unexpected)
     if not app.testing:
         logs.setup(service)
+        clients.name_process(f"{service}-web")
+    app.extensions["lobby.hubs"] = {}
     logs.install(app)
     app.before_request(_refuse_cross_site)
     app.before_request(_check_json_body)
@@ -101,8 +108,16 @@ def redis_client() -> redis.Redis:
     return context().redis(_redis_url())
 
 
-def stream_client() -> redis.Redis:
-    return context().stream_redis(_redis_url())
+def live_streams() -> hub.Hub:
+    """Return this process's hub of the live streams of the Redis the request's branch lives on."""
+    url, hubs = _redis_url(), current_app.extensions["lobby.hubs"]
+    found = hubs.get(url)
+    if found is None:
+        ctx = context()
+        found = hubs.setdefault(url, hub.Hub(
+            ctx.redis(url), lambda: clients.dedicated(url, clients.STREAM, ctx.settings.sentinels),
+            hub.process_name(current_app.config["SERVICE"])))
+    return found
 
 
 def _redis_url() -> str:

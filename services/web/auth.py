@@ -60,6 +60,9 @@ def revoke(r: redis.Redis, branch_id: str, token_or_id: str) -> bool:
     pipe = r.pipeline()
     pipe.delete(keys.token(branch_id, token_id))
     pipe.srem(keys.tokens(branch_id), token_id)
+    # Said on the stream every live stream reads with its events (services/web/hub.py): streams opened with the
+    # token end before any event written after this.
+    pipe.xadd(keys.REVOCATIONS, {"token_key": keys.token(branch_id, token_id)}, maxlen=keys.REVOCATIONS_MAXLEN)
     return bool(pipe.execute()[0])
 
 

@@ -9,7 +9,8 @@ loses nothing. Each service exports what it owns:
 - pager: pages by kind and priority, time to acknowledge, escalations, and drills of the silent call apart; the
   backlog of the page requests it reads; the screens, terminals and devices live, offline or never heard of
   (services/domain/presence.py).
-- every service: its open SSE clients (per process), and process metrics.
+- every service: its live stream clients by audience, streams and readers (all its processes, as each says in
+  Redis), the Redis connections by the role of the process holding them, and process metrics.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Gauge, ProcessCollector, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
@@ -27,12 +28,9 @@ from services.domain import contracts, held_days, keys, presence
 from services.domain.clock import SYSTEM
 from services.domain.counts import ACK_BUCKETS_S, WAIT_BUCKETS_S
 from services.runtime import consumer, messages
+from services.runtime import redis as clients
 from services.runtime.settings import Context
-
-# Open Server-Sent Events connections of this process, by audience (screen, device, terminal).
-SSE_CLIENTS = Gauge("lobby_sse_clients", "Open Server-Sent Events connections of this process",
-                    ["audience"], registry=None)
-
+from services.web import hub
 
 # Which families each service exports, by the prefix of their fields in the stats hash.
 OWNED = {"kiosk": ("tickets_issued",), "counter": ("tickets_called", "wait"),
@@ -89,6 +87,7 @@ class LobbyCollector(Collector):
                                        "Jobs in the service's RQ failed-job registry (all shards)", labels=["queue"])
             failed.add_metric([self.service], sum(FailedJobRegistry(queue=q).count for q in queues))
             yield failed
+        yield from self._live(urls)
         for channel in (c for c in contracts.CHANNELS if c.group == self.service):
             backlogs = [consumer.backlog(self.ctx.redis(url), channel) for url in urls]
             name = channel.key.rsplit(":", 1)[-1].replace("-", "_")  # page_requests, page_news
@@ -98,6 +97,39 @@ class LobbyCollector(Collector):
                                     "has taken and not finished yet (all shards)",
                                     value=sum(b["pending"] for b in backlogs))
 
+
+    def _live(self, urls: list[str]) -> Iterator[Metric]:
+        """The live streams of all this service's web processes (as each says, services/web/hub.py), and the
+        connections each Redis has, by the role of the process holding them (CLIENT LIST)."""
+        live = {"processes": 0, "clients": 0, "streams": 0, "readers": 0}
+        audiences: dict[str, int] = defaultdict(int)
+        connections: dict[str, int] = defaultdict(int)
+        for url in urls:
+            r = self.ctx.redis(url)
+            held = hub.by_service(r).get(self.service, {})
+            for part in live:
+                live[part] += held.get(part, 0)
+            for audience, count in held.get("audiences", {}).items():
+                audiences[audience] += count
+            for role, count in clients.connections(r).items():
+                connections[role] += count
+        yield GaugeMetricFamily("lobby_web_processes", "Web processes of this service serving (all hosts)",
+                                value=live["processes"])
+        family = GaugeMetricFamily("lobby_live_clients", "Open Server-Sent Events clients of this service (all its "
+                                   "processes), by audience (screen, terminal, device, floor)", labels=["audience"])
+        for audience, count in sorted(audiences.items()):
+            family.add_metric([audience], count)
+        yield family
+        yield GaugeMetricFamily("lobby_live_streams", "Streams this service's processes read, each once per "
+                                "process whatever its clients", value=live["streams"])
+        yield GaugeMetricFamily("lobby_live_readers", "Stream readers of this service's processes: one Redis "
+                                "connection each", value=live["readers"])
+        family = GaugeMetricFamily("lobby_redis_connections", "Connections the Redis servers have (all shards), by "
+                                   "the role of the process holding them (other: not a lobby process)",
+                                   labels=["role"])
+        for role, count in sorted(connections.items()):
+            family.add_metric([role], count)
+        yield family
 
     def _archive_lag(self) -> Iterator[Metric]:
         days = GaugeMetricFamily("lobby_archive_lag_days", "Closed business days Redis holds that the records "
@@ -168,7 +200,6 @@ def registry_for(service: str, ctx: Context) -> CollectorRegistry:
     """Return the registry a service's /metrics serves."""
     registry = CollectorRegistry()
     registry.register(LobbyCollector(service, ctx))
-    registry.register(SSE_CLIENTS)
     ProcessCollector(registry=registry)
     return registry
 

@@ -2,11 +2,13 @@
 
 Every event is one stream entry with two fields, `type` and `data` (one JSON object). Its SSE id
 is the stream entry id, so a client that reconnects with Last-Event-ID (or ?since=) gets every
-entry after it first, then the live ones. Pub/sub is never used: it forgets what nobody heard.
+entry after it first, then the live ones. Pub/sub is never used: it forgets what nobody heard. The process's
+hub (services/web/hub.py) reads each stream once for all the clients that follow it.
 
 Two events come from here, not from a stream entry. `reset`: the client's cursor is older than the
-oldest entry the stream still keeps, so what it missed cannot be replayed; it reloads its view and
-the stream goes on from its newest entry (after a fresh snapshot where the stream has one).
+oldest entry the stream still keeps, so what it missed cannot be replayed (reason `trimmed`), or newer
+than its newest, an entry it never had (`ahead`); it reloads its view and the stream goes on from its
+newest entry (after a fresh snapshot where the stream has one).
 `revoked`: the token the stream was opened with was revoked; it is the last event.
 """
 
@@ -29,10 +31,10 @@ from services.domain.branch import Branch
 from services.domain.clock import SYSTEM
 from services.domain.errors import BadRequest
 from services.domain.feeds import dumps
-from services.web.metrics import SSE_CLIENTS
+from services.web import hub as hubs
+from services.web.hub import Hub, seq
 
 KEEPALIVE_S = 10  # API.md: a comment at least every 15 s, so a silent stream stays well inside it
-READ_BATCH = 200
 STREAM_ID = re.compile(r"([0-9]{1,20})-([0-9]{1,20})")
 MAX_ID_PART = 2**64 - 1  # each part of a Redis stream id is an unsigned 64-bit number
 RETRY_MS = 2000
@@ -50,16 +52,13 @@ def last_id(r: redis.Redis, stream_key: str) -> str:
     return newest[0][0] if newest else "0-0"
 
 
-def seq(event_id: str) -> tuple[int, int]:
-    """Return a stream id as numbers, for comparing ("10-0" comes after "9-5")."""
-    ms, _, n = event_id.partition("-")
-    return int(ms), int(n or 0)
-
-
-def first_id(r: redis.Redis, stream_key: str) -> str | None:
-    """Return the id of the oldest entry the stream keeps, or None for an empty stream."""
-    oldest = r.xrange(stream_key, count=1)
-    return oldest[0][0] if oldest else None
+def ends(r: redis.Redis, stream_key: str) -> tuple[str | None, str]:
+    """Return the ids of the oldest entry the stream keeps (None for an empty stream) and of its newest (0-0)."""
+    pipe = r.pipeline(transaction=False)
+    pipe.xrange(stream_key, count=1)
+    pipe.xrevrange(stream_key, count=1)
+    oldest, newest = pipe.execute()
+    return (oldest[0][0] if oldest else None), (newest[0][0] if newest else "0-0")
 
 
 def requested_cursor() -> str | None:
@@ -75,13 +74,13 @@ def requested_cursor() -> str | None:
 
 
 def audience(stream_key: str) -> str:
-    """Name who follows a stream, for metrics: screen, device or terminal."""
+    """Name who follows a stream, for what a process says it holds: screen, device or terminal."""
     name = stream_key.rsplit(":stream:", 1)[-1]
     return "terminal" if name.startswith("counter:") else name
 
 
 def sse_response(
-    r: redis.Redis,
+    hub: Hub,
     stream_key: str,
     *,
     snapshot: Callable[[], tuple[str, dict[str, Any]]] | None = None,
@@ -91,46 +90,61 @@ def sse_response(
 ) -> Response:
     """Serve a stream as SSE from the client's cursor, or from now with an optional snapshot first.
 
-    With token_key (the Redis key of the token the stream was opened with), the stream ends with a `revoked`
-    event as soon as that key is gone: at the next event or keepalive, and before any event written after it.
-    With endpoint (a branch and an endpoint of services/domain/presence.py), the stream says the endpoint is
-    connected while it is open, and when it ended.
+    The process's hub (services/web/hub.py) reads the stream for every client that follows it. With token_key
+    (the Redis key of the token the stream was opened with), the stream ends with a `revoked` event when that
+    token is revoked, before any event written after it. With endpoint (a branch and an endpoint of
+    services/domain/presence.py), the stream says the endpoint is connected while it is open, and when it ended.
     """
     cursor = requested_cursor()
+    r = hub.redis
 
     def follow() -> Iterator[str]:
         position = cursor
         yield f"retry: {RETRY_MS}\n\n"
-        oldest = first_id(r, stream_key) if cursor is not None else None
-        # The client's own entry was trimmed: what it missed cannot all be replayed.
-        trimmed = cursor is not None and oldest is not None and seq(oldest) > seq(cursor)
-        if position is None or trimmed:
+        reason = None
+        if cursor is not None:
+            oldest, newest = ends(r, stream_key)
+            if oldest is not None and seq(oldest) > seq(cursor):
+                reason = {"reason": "trimmed", "oldest": oldest}  # what it missed cannot all be replayed
+            elif seq(cursor) > seq(newest):
+                # The client claims an entry the stream never had (it was lost, or the cursor is made up): it is
+                # told to reload, and followed from the newest entry, never from beyond it.
+                reason = {"reason": "ahead", "newest": newest}
+        if position is None or reason is not None:
             # Read the cursor before the snapshot: whatever happens after it is replayed, nothing is lost.
             position = last_id(r, stream_key)
-            if trimmed:
-                yield frame(position, RESET, dumps({"reason": "trimmed", "oldest": oldest}))
+            if reason is not None:
+                yield frame(position, RESET, dumps(reason))
             if snapshot is not None:
                 event, data = snapshot()
                 yield frame(position, event, dumps(data))
-        while True:
-            batch, allowed = _read(r, {stream_key: position}, KEEPALIVE_S * 1000, token_key)
-            if not allowed:
+        follower = hub.follow({stream_key: position}, token_key, audience(stream_key))
+        try:
+            # Joined: a revocation from now on reaches the follower; one before is seen here.
+            if token_key is not None and not r.exists(token_key):
                 yield frame(position, REVOKED, dumps({"reason": "token_revoked"}))
                 return
-            if not batch:
-                yield ": keepalive\n\n"
-                continue
-            for entry_id, fields in batch[0][1]:
-                position = entry_id
-                event, data = fields.get("type", "message"), fields.get("data", "{}")
-                if accept is None or accept(event, json.loads(data)):
-                    yield frame(entry_id, event, data)
+            while True:
+                entries = follower.receive(r, KEEPALIVE_S)
+                for entry in entries:
+                    if accept is None or accept(entry.type, json.loads(entry.data)):
+                        yield frame(entry.id, entry.type, entry.data)
+                if follower.ended == hubs.REVOKED:
+                    yield frame(follower.positions[stream_key], REVOKED, dumps({"reason": "token_revoked"}))
+                    return
+                if follower.ended is not None:
+                    log.info("stream %s ended: %s", stream_key, follower.ended)
+                    return
+                if not entries:
+                    yield ": keepalive\n\n"
+        finally:
+            hub.leave(follower)
 
-    return _served(r, follow, audience(stream_key), stream_key, endpoint)
+    return _served(r, follow, stream_key, endpoint)
 
 
 def views_response(
-    r: redis.Redis,
+    hub: Hub,
     stream_keys: list[str],
     event: str,
     view: Callable[[], dict[str, Any]],
@@ -142,59 +156,49 @@ def views_response(
     time it changed, looked at when any of these streams gets an entry and every refresh_s besides (for what
     changes with time alone). There is nothing to replay: a reconnection gets the view as it is then.
 
-    With token_key, the stream ends with `revoked` once that key is gone, as sse_response's do.
+    With token_key, the stream ends with `revoked` when that token is revoked, as sse_response's do.
     """
+    r = hub.redis
 
     def follow() -> Iterator[str]:
         yield f"retry: {RETRY_MS}\n\n"
-        positions = {key: last_id(r, key) for key in stream_keys}
-        shown, quiet_since = None, SYSTEM.now_ms()
-        while True:
-            data = dumps(view())
-            now_ms = SYSTEM.now_ms()
-            if data != shown:
-                shown, quiet_since = data, now_ms
-                yield frame(f"{now_ms}-0", event, data)
-            elif now_ms - quiet_since >= KEEPALIVE_S * 1000:
-                quiet_since = now_ms
-                yield ": keepalive\n\n"
-            batch, allowed = _read(r, positions, int(refresh_s * 1000), token_key)
-            if not allowed:
+        # Joined before the first look: whatever changes after it wakes the next one.
+        follower = hub.follow({key: last_id(r, key) for key in stream_keys}, token_key, event)
+        try:
+            if token_key is not None and not r.exists(token_key):
                 yield frame(f"{SYSTEM.now_ms()}-0", REVOKED, dumps({"reason": "token_revoked"}))
                 return
-            for key, entries in batch or []:
-                positions[key] = entries[-1][0]
+            shown, quiet_since = None, SYSTEM.now_ms()
+            while True:
+                data = dumps(view())
+                now_ms = SYSTEM.now_ms()
+                if data != shown:
+                    shown, quiet_since = data, now_ms
+                    yield frame(f"{now_ms}-0", event, data)
+                elif now_ms - quiet_since >= KEEPALIVE_S * 1000:
+                    quiet_since = now_ms
+                    yield ": keepalive\n\n"
+                follower.receive(r, refresh_s)
+                if follower.ended == hubs.REVOKED:
+                    yield frame(f"{SYSTEM.now_ms()}-0", REVOKED, dumps({"reason": "token_revoked"}))
+                    return
+                if follower.ended is not None:
+                    return
+        finally:
+            hub.leave(follower)
 
-    return _served(r, follow, event, event)
+    return _served(r, follow, event)
 
 
-def _read(r: redis.Redis, positions: dict[str, str], block_ms: int,
-          token_key: str | None) -> tuple[list[Any], bool]:
-    """Read the streams after these positions, waiting up to block_ms; say whether the token still stands.
-
-    Redis runs the EXISTS once the XREAD returns, in the same round trip: a batch read after the token was
-    revoked is never sent.
-    """
-    if token_key is None:
-        return r.xread(positions, count=READ_BATCH, block=block_ms), True
-    pipe = r.pipeline(transaction=False)
-    pipe.xread(positions, count=READ_BATCH, block=block_ms)
-    pipe.exists(token_key)
-    batch, allowed = pipe.execute()
-    return batch, bool(allowed)
-
-
-def _served(r: redis.Redis, follow: Callable[[], Iterator[str]], audience_label: str, name: str,
+def _served(r: redis.Redis, follow: Callable[[], Iterator[str]], name: str,
             endpoint: tuple[Branch, str] | None = None) -> Response:
-    """Serve SSE frames, counted in SSE_CLIENTS while open; with endpoint, the endpoint is present while it is.
+    """Serve SSE frames; with endpoint, the endpoint is present while they flow.
 
     A Redis failure ends the response as a finished one, so the client reconnects after RETRY_MS from its last id.
     """
     connection = secrets.token_hex(8)
 
     def events() -> Iterator[str]:
-        clients = SSE_CLIENTS.labels(audience_label)
-        clients.inc()
         try:
             if endpoint is not None:
                 presence.opened(r, *endpoint, connection, SYSTEM.now_ms())
@@ -204,7 +208,6 @@ def _served(r: redis.Redis, follow: Callable[[], Iterator[str]], audience_label:
         except Exception:
             log.exception("stream %s ended: it failed", name)
         finally:  # the client went away (the server closes the generator) or the stream ended
-            clients.dec()
             if endpoint is not None:
                 with contextlib.suppress(redis.RedisError):
                     presence.closed(r, endpoint[0].id, endpoint[1], connection, SYSTEM.now_ms())
@@ -215,7 +218,8 @@ def _served(r: redis.Redis, follow: Callable[[], Iterator[str]], audience_label:
 
 CONTROL_EVENTS = (
     " Besides these: `reset` (its id is the stream's newest) when Last-Event-ID or since is older than the"
-    " oldest event the stream still keeps; reload the view, the stream goes on from there."
+    " oldest event the stream still keeps (reason `trimmed`) or newer than its newest (`ahead`); reload the view,"
+    " the stream goes on from there."
 )
 REVOKED_EVENT = " `revoked` when the token is revoked; it is the last event, the stream ends."
 
