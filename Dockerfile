@@ -28,9 +28,7 @@ EXPOSE 5001 5002 5003
 HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('HEALTHCHECK_PORT', '5001') + '/readyz', timeout=2)"]
 
-# The same gunicorn invocation as `lobby up` (services/ops/stack.py): threaded, since each Server-Sent
-# Events client holds a thread for as long as it listens.
-CMD ["python", "-m", "gunicorn", "--worker-class", "services.web.serving.JsonErrorWorker", "--threads", "1024", \
-     "--worker-connections", "2048", "--workers", "1", \
-     "--bind", "0.0.0.0:5001", "--graceful-timeout", "3", "--timeout", "60", \
+# The same gunicorn invocation as `lobby up` (services/ops/stack.py): its settings, gevent workers and several
+# per service, are in services/web/serving.py.
+CMD ["python", "-m", "gunicorn", "--config", "python:services.web.serving", "--bind", "0.0.0.0:5001", \
      "services.kiosk.app:create_app()"]

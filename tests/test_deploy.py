@@ -19,11 +19,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.ggevent import GeventWorker
 
 from services.ops.cli import main as lobby_main
-from services.ops.stack import GUNICORN_THREADS, SERVICES, gunicorn_command
+from services.ops.stack import SERVICES, gunicorn_command
 from services.runtime.settings import DEFAULT_PORTS, Settings
+from services.web import serving
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -266,15 +267,15 @@ def test_web_command_loads_an_app_factory_that_serves(services: dict[str, dict[s
 
 @pytest.mark.parametrize("svc", SERVICES)
 def test_web_command_runs_gunicorn_like_lobby_up(services: dict[str, dict[str, Any]], svc: str) -> None:
-    # Server-Sent Events hold a thread per listener: the threaded worker class is not optional, and it is the one
-    # `lobby up` runs (which answers gunicorn's own refusals as JSON).
+    # A Server-Sent Events client holds its connection for as long as it listens: gevent's worker, several per
+    # service, and the settings `lobby up` runs (which answer gunicorn's own refusals as JSON), from one module.
     command = argv(services[svc]["command"])
-    worker_class = option(command, "--worker-class")
-    assert worker_class == option(gunicorn_command("app", "127.0.0.1:0"), "--worker-class")
-    module, _, name = worker_class.rpartition(".")
-    assert issubclass(getattr(importlib.import_module(module), name), ThreadWorker)
-    assert int(option(command, "--threads")) == GUNICORN_THREADS
-    assert int(option(command, "--workers")) == 1
+    assert option(command, "--config") == option(gunicorn_command("app", "127.0.0.1:0"), "--config")
+    assert option(command, "--config") == "python:services.web.serving"
+    module, _, name = serving.worker_class.rpartition(".")
+    assert issubclass(getattr(importlib.import_module(module), name), GeventWorker)
+    assert serving.workers >= 2, "one process per core at least"
+    assert not {"--worker-class", "--workers", "--threads"} & set(command), "settings live in one place"
 
 
 @pytest.mark.parametrize("svc", SERVICES)

@@ -47,25 +47,10 @@ from services.ops.redis_server import (
 from services.records import database
 
 log = logging.getLogger("lobby.stack")
-# Threaded workers: a Server-Sent Events client holds one thread (and one Redis connection) for as long as it
-# listens. 1,024 threads let one service carry a region's screens and devices (BENCHMARKS.md, B4: 1,000
-# clients over 50 branches, none dropped); threads start only as clients come, so an idle
-# service costs no more than with 64. gthread also caps open connections (default 1,000): keep-alive
-# clients waiting for their next request count too, so allow twice the threads.
-GUNICORN_THREADS = 1024
-GUNICORN_WORKER_CONNECTIONS = 2048
-
-
 def gunicorn_command(app: str, bind: str) -> list[str]:
     """Return the command that serves one app the way every service is served (the benchmarks reuse it)."""
-    # gthread, answering the requests gunicorn refuses itself (request line or headers too large, not HTTP)
-    # with the API's JSON errors instead of HTML pages.
-    return [
-        sys.executable, "-m", "gunicorn", "--worker-class", "services.web.serving.JsonErrorWorker",
-        "--threads", str(GUNICORN_THREADS), "--worker-connections", str(GUNICORN_WORKER_CONNECTIONS),
-        "--workers", "1", "--bind", bind, "--graceful-timeout", "3", "--timeout", "60", "--log-level", "warning",
-        app,
-    ]
+    # Its settings (gevent workers, several per service, JSON error answers) are in services/web/serving.py.
+    return [sys.executable, "-m", "gunicorn", "--config", "python:services.web.serving", "--bind", bind, app]
 
 
 def answers_ready(base_url: str) -> bool:
