@@ -30,7 +30,9 @@ from bench.footprint import b6
 from bench.latency import b0, b1, b2
 from bench.machine import machine
 from bench.plan import FULL, QUICK, branches_toml
+from bench.plot import svg
 from bench.records import b8
+from bench.scale import b4_curve, b9
 from bench.throughput import b3
 from services.ops.redis_server import free_port
 from services.ops.stack import SERVICES, Stack
@@ -38,8 +40,11 @@ from services.ops.stack import SERVICES, Stack
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 # The benchmarks in the order they run; B4 and B5 run together (B5's timers fire while B4's traffic flows). B7
 # drives no HTTP: it runs simulated days on a Redis of its own.
-STEPS: list[tuple[str, Callable[[Driver], Any]]] = [("B0", b0), ("B1", b1), ("B2", b2), ("B3", b3),
-                                                    ("B4+B5", b4_b5), ("B6", b6), ("B7", b7), ("B8", b8)]
+# B4c and B9 start a stack of their own for each size (the run's stack idles meanwhile).
+STEPS: list[tuple[str, Callable[[Driver], Any]]] = [
+    ("B0", b0), ("B1", b1), ("B2", b2), ("B3", b3), ("B4+B5", b4_b5), ("B6", b6), ("B7", b7), ("B8", b8),
+    ("B4c", lambda d: b4_curve(d.log, d.plan)), ("B9", lambda d: b9(d.log, d.plan)),
+]
 
 
 def run(driver: Driver, only: set[str] | None = None) -> dict[str, Any]:
@@ -47,7 +52,7 @@ def run(driver: Driver, only: set[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     driver.warm_up()
     for name, step in STEPS:
-        if only is not None and not only & set(name.split("+")):
+        if only is not None and not only & {part.upper() for part in name.split("+")}:
             continue
         driver.log(f"{name}…")
         started, cpu_before = time.monotonic(), driver.cpu()
@@ -95,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     about["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     found = report.document(args.quick, started, about, plan, results)
     written = report.write(found, args.out, started)
+    if "B4c" in results or "B9" in results:
+        plot = args.out / f"scale-{found['mode']}.svg"
+        plot.write_text(svg(results.get("B4c"), results.get("B9")), encoding="utf-8")
+        log(f"scale curves: {plot}")
     print(found["table"])
     print(f"\n{found['mode']} run, {found['seconds']} s; JSON: {written}")
     return 0

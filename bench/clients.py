@@ -258,16 +258,26 @@ def run_listener(urls: list[str], mode: str, ready: Any, stop: Any, results: Any
     mode "pages": {alert id: (received ns, event type, ms from XADD to arrival)} from page and page_updated events.
     mode "notices": per stream, [(received ns, has a vip_redirect notice)] for each notice event.
     mode "delivery": stream-id-to-client latencies (ms) of every live event, per event type.
+    mode "region": all three, its notices by the branch of the stream.
     """
     results.put(asyncio.run(_listen(urls, mode, ready, stop)))
 
 
 async def _listen(urls: list[str], mode: str, ready: Any, stop: Any) -> dict[str, Any]:
     arrivals: dict[str, tuple[int, str, float]] = {}
-    notices: dict[int, list[tuple[int, bool]]] = {}
+    notices: dict[Any, list[tuple[int, bool]]] = {}
     delivery: dict[str, list[float]] = {}
+    regional = mode == "region"
 
     def on_event(index: int, event: SSEEvent) -> None:
+        if mode == "region":
+            if event.type in ("page", "page_updated", "notice"):
+                record("pages" if event.type != "notice" else "notices", index, event)
+            record("delivery", index, event)
+        else:
+            record(mode, index, event)
+
+    def record(mode: str, index: int, event: SSEEvent) -> None:
         if mode == "pages" and event.type in ("page", "page_updated"):
             page = json.loads(event.data).get("page", {})
             delivery_ms = event.received_wall_ms - int((event.id or "0-0").split("-")[0])
@@ -275,8 +285,9 @@ async def _listen(urls: list[str], mode: str, ready: Any, stop: Any) -> dict[str
                 arrivals.setdefault(alert_id, (event.received_ns, event.type, delivery_ms))
         elif mode == "notices" and event.type == "notice":
             kinds = [n.get("kind") for n in json.loads(event.data).get("notices", [])]
-            notices.setdefault(index, []).append((event.received_ns, "vip_redirect" in kinds))
-        elif mode == "delivery" and event.id and event.type not in ("screen", "counter"):
+            key = urls[index].split("/branches/")[1].split("/")[0] if regional else index
+            notices.setdefault(key, []).append((event.received_ns, "vip_redirect" in kinds))
+        elif mode == "delivery" and event.id and event.type not in ("screen", "counter", "floor"):
             sent_ms = int(event.id.split("-")[0])
             delivery.setdefault(event.type, []).append(event.received_wall_ms - sent_ms)
 

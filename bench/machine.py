@@ -55,6 +55,11 @@ def _rss_kib(pid: int) -> int:
         return next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
 
 
+def _pss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as rollup:
+        return next((int(line.split()[1]) for line in rollup if line.startswith("Pss:")), 0)
+
+
 def _cpu_s(pid: int) -> float:
     with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -64,6 +69,12 @@ def _cpu_s(pid: int) -> float:
 def rss_kib(pid: int) -> int:
     """Return the resident memory of a process and all its descendants (KiB)."""
     return int(_tree_total(pid, _rss_kib))
+
+
+def pss_kib(pid: int) -> int:
+    """Return the proportional memory of a process and its descendants (KiB): pages a forked worker shares with
+    its master count once, split between them, where RSS counts them in each."""
+    return int(_tree_total(pid, _pss_kib))
 
 
 def cpu_s(pid: int) -> float:

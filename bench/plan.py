@@ -38,22 +38,34 @@ class Plan:
     b8_pages_per_branch: int  # pages each branch's day has, with its calls added
     b8_trend_days: int  # archived days of the one branch whose trends are drawn
     b8_renders: int  # trends pages rendered, and daily reports read from the database, for the percentiles
+    b4_curve: tuple[int, ...]  # B4c: live clients of each region (11 a branch), one stack each
+    b9_branches: tuple[int, ...]  # B9: branches of each region, one stack each; the first is the baseline
+    b9_seconds: float  # each region's rush hour
 
 
 FULL = Plan(branches=50, b0_writes=5000, b1_presses=500, b1_rate=50, b2_rounds=2, b3_seconds=10, b3_clients=32,
             b4_clients=1000, b4_seconds=30, b4_rate=100, b6_tickets=10_000, b6_pages=1000,
             b7_mmc_days=30, b7_busy_days=10, b7_pings=500,
-            b8_branches=50, b8_pages_per_branch=40, b8_trend_days=365, b8_renders=20)
+            b8_branches=50, b8_pages_per_branch=40, b8_trend_days=365, b8_renders=20,
+            b4_curve=(1000, 2500, 5000, 10_000), b9_branches=(1, 10, 100, 1000), b9_seconds=20)
 QUICK = Plan(branches=3, b0_writes=200, b1_presses=12, b1_rate=40, b2_rounds=1, b3_seconds=1, b3_clients=8,
              b4_clients=30, b4_seconds=4, b4_rate=30, b6_tickets=200, b6_pages=15,
              b7_mmc_days=1, b7_busy_days=1, b7_pings=200,
-             b8_branches=3, b8_pages_per_branch=10, b8_trend_days=14, b8_renders=3)
+             b8_branches=3, b8_pages_per_branch=10, b8_trend_days=14, b8_renders=3,
+            b4_curve=(22,), b9_branches=(1,), b9_seconds=1)
 
 
-def branches_toml(count: int) -> str:
-    """Return a branch file: `count` copies of the demo branch (b00, b01…) and B5's two timer branches."""
+def branches_toml(count: int, counters: int | None = None) -> str:
+    """Return a branch file: `count` copies of the demo branch (b00, b01…) and B5's two timer branches; with
+    `counters`, each copy has that many counters (the demo's, then personal counters 5, 6…)."""
     demo = DEMO_CONFIG.read_text(encoding="utf-8")
     body = demo[demo.index("[[branches]]\nid"):]
+    extra = max(0, (counters or 0) - body.count("[[branches.counters]]"))
+    if extra:
+        more = "".join(f'[[branches.counters]]\nid = "{n}"\nwindow = "{n}"\nserves = ["personal"]\n\n'
+                       for n in range(5, 5 + extra))
+        at = body.index("[[branches.managers]]")
+        body = body[:at] + more + body[at:]
     if "rate_limits" in Branch.model_fields:
         # One load generator speaks for many kiosks and terminals from one address: lift the per-client
         # limits out of the way (they are still checked, so their cost is in every figure).

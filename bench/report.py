@@ -20,12 +20,15 @@ TARGETS = {
     "B6": "< 1 KiB per ticket",
     "B7": "MAE ≤ 1.25× best knowable on both; a busy day ≤ 5 s",
     "B8": "50 branches' day ≤ 10 s into PostgreSQL; 12-month trends p95 ≤ 1 s",
+    "B4c": "10,000 clients, none dropped; delivery p99 ≤ 250 ms; RSS < 1.5 GiB; Redis connections ≤ 200",
+    "B9": "press → device p99 at 100 branches ≤ B1 p99 (1,000 clients)",
 }
 
 
 def verdicts(results: dict[str, Any]) -> dict[str, bool | None]:
     """Say, for each benchmark with a target that ran, whether this run met it."""
-    b1, b3, b4, b5, b6, b7, b8 = (results.get(k, {}) for k in ("B1", "B3", "B4", "B5", "B6", "B7", "B8"))
+    b1, b3, b4, b5, b6, b7, b8, b4c, b9 = (results.get(k, {}) for k in ("B1", "B3", "B4", "B5", "B6", "B7", "B8",
+                                                                        "B4c", "B9"))
 
     def ok(*conditions: Any) -> bool | None:
         return None if any(c is None for c in conditions) else all(conditions)
@@ -43,6 +46,13 @@ def verdicts(results: dict[str, Any]) -> dict[str, bool | None]:
                          b7["speed"]["busy_day_s"] <= 5),
         "B8": lambda: ok(None if not b8.get("postgres") else b8["postgres"]["seconds"] <= 10,
                          b8["trends"]["page"]["p95_ms"] <= 1000),
+        "B4c": lambda: ok(*(s["connected"] == s["clients"] and s["dropped"] == 0
+                            and s["delivery"]["p99_ms"] is not None and s["delivery"]["p99_ms"] <= 250
+                            and s["rss_kib"]["all_busy"] < 1.5 * 1024 * 1024
+                            and s["redis_connections"]["total_busy"] <= 200 for s in b4c["sizes"])),
+        "B9": lambda: ok(*(s["press_to_device"]["p99_ms"] is not None and b1.get("p99_ms") is not None
+                           and s["press_to_device"]["p99_ms"] <= b1["p99_ms"] for s in b9["sizes"]
+                           if s["branches"] == 100)) if b1 else None,
     }
     return {name: check() for name, check in checks.items() if name in results}
 
@@ -102,6 +112,29 @@ def _b8(b8: dict[str, Any]) -> tuple[str, str]:
         f"(91 days: {_f(w['region_500_gib_at_91_days'], ' GiB')})")
 
 
+def _b4c(b4c: dict[str, Any]) -> tuple[str, str]:
+    def size(s: dict[str, Any]) -> str:
+        d = s["delivery"]
+        return (f"{s['connected']}/{s['clients']} ({s['dropped']} dropped): p50 {_f(d['p50_ms'], ' ms')}, p99 "
+                f"{_f(d['p99_ms'], ' ms')}, max {_f(d['max_ms'], ' ms')}; RSS {s['rss_kib']['all_busy'] / 1024:.0f} "
+                f"MiB ({_f(s['rss_kib']['web_per_client'], ' KiB')}/client on the web); "
+                f"{s['redis_connections']['total_busy']} Redis conns; "
+                f"{_f(s['cpu_ms_per_delivered_event'], ' ms')} CPU/event")
+
+    return "fan-out curve (one stack per size)", " · ".join(size(s) for s in b4c["sizes"])
+
+
+def _b9(b9: dict[str, Any]) -> tuple[str, str]:
+    def size(s: dict[str, Any]) -> str:
+        parts = [f"{name} p99 {_f(s[key]['p99_ms'], ' ms')} ({_f(s[key].get('ratio_to_smallest'), '×')})"
+                 for key, name in (("press_to_device", "press→device"), ("pause_to_display", "pause→display"),
+                                   ("ticket_issue", "ticket"))]
+        return f"{s['branches']} branches: " + ", ".join(parts)
+
+    return (f"cost by branches (× its value at {b9['baseline_branches']} branch)",
+            " · ".join(size(s) for s in b9["sizes"]))
+
+
 # Per benchmark: what it measures, and its figures as the table shows them.
 ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
     "B0": lambda b0: ("Redis XADD → blocked XREAD",
@@ -125,6 +158,8 @@ ROWS: dict[str, Callable[[dict[str, Any]], tuple[str, str]]] = {
                       f"{_split(b6['page_split'])} = {_f(b6['kib_per_1k_pages'])} KiB per 1,000 pages"),
     "B7": _b7,
     "B8": _b8,
+    "B4c": _b4c,
+    "B9": _b9,
 }
 
 

@@ -12,13 +12,13 @@ import pytest
 
 # bench/ is not installed: `python -m bench` runs from the repository's top folder.
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8")
+ROWS = ("B0", "B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B4c", "B9")
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(330)
 def test_quick_mode_prints_and_writes_every_row(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=230, check=False)
+                          capture_output=True, text=True, timeout=320, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     table = [line for line in done.stdout.splitlines() if line.startswith("| B")]
     assert [line.split("|")[1].strip() for line in table] == list(ROWS)
@@ -57,3 +57,14 @@ def test_quick_mode_prints_and_writes_every_row(tmp_path: Path) -> None:
         assert b8[where]["rows"]["pages"] == b8["branches"] * b8["per_branch_day"]["pages"] > 0, where
     assert b8["trends"]["page"]["n"] > 0 and b8["trends"]["rows"] > 0
     assert b8["redis_window"]["days_kept"] == 8 and b8["per_branch_day"]["redis_bytes"] > 0
+    # B4c and B9 ran a region of their own per size: every client connected and was delivered to, through the
+    # processes' hubs (a few readers and Redis connections), and the rush hour's presses, pauses and tickets
+    # were timed; the plot was drawn.
+    for size in [*results["B4c"]["sizes"], *results["B9"]["sizes"]]:
+        assert size["connected"] == size["clients"] == 11 * size["branches"] and size["dropped"] == 0
+        assert size["delivery"]["n"] > 0
+        assert {"kiosk", "counter", "pager"} <= set(size["live"]) and size["redis_connections"]["total_busy"] > 0
+        assert sum(service["clients"] for service in size["live"].values()) == size["clients"]
+        for figure in ("press_to_device", "pause_to_display", "ticket_issue"):
+            assert size[figure]["n"] > 0, figure
+    assert (tmp_path / "scale-quick.svg").read_text(encoding="utf-8").startswith("<svg")
