@@ -59,7 +59,12 @@ def svg(b4c: dict[str, Any] | None, b9: dict[str, Any] | None) -> str:
             "p99": [s["delivery"]["p99_ms"] for s in sizes], "p50": [s["delivery"]["p50_ms"] for s in sizes]},
             "live clients", "ms", limit=250))
         panels.append(panel("B4c memory (all services + Redis)", clients, {
-            "RSS MiB": [s["rss_kib"]["all_busy"] / 1024 for s in sizes]}, "live clients", "MiB", limit=1536))
+            "RSS, summed": [s["rss_kib"]["all_busy"] / 1024 for s in sizes],
+            "PSS (shared pages once)": [s["rss_kib"].get("all_pss_busy", 0) / 1024 or None for s in sizes]},
+            "live clients", "MiB", limit=1536))
+        panels.append(panel("B4c Redis connections", clients, {
+            "all processes": [s["redis_connections"]["total_busy"] for s in sizes]}, "live clients", "connections",
+            limit=200))
     if b9:
         sizes = b9["sizes"]
         branches = [s["branches"] for s in sizes]

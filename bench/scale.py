@@ -40,7 +40,7 @@ RUSH = ("ticket", "ticket", "call", "alert", "ticket", "call", "pause", "ticket"
 RUSH_INTERVAL_S = 10.0
 FLOOR_RATE = 20.0
 LISTENERS = 2  # load processes holding the clients
-# With LOBBY_BENCH_PROFILE=<dir>, py-spy samples every web worker process during B4c's largest region's rush hour
+# With LOBBY_BENCH_PROFILE=<dir>, py-spy samples every process of the stack during B4c's largest region's rush hour
 # and the result keeps each service's hottest functions (where the time goes: BENCHMARKS.md).
 PROFILE_DIR = os.environ.get("LOBBY_BENCH_PROFILE")
 
@@ -171,23 +171,25 @@ def _each(d: Driver, read: Callable[[int], Any]) -> dict[str, Any]:
 
 
 def rush(d: Driver, seconds: float) -> list[dict[str, Any]]:
-    """Build the rush hour: every branch's actions in RUSH order, branches interleaved, for `seconds`."""
+    """Build the rush hour: every branch's actions in RUSH order, branches interleaved, for `seconds`. Each
+    branch starts at its own place in the round, so that every kind of action is in the flow at every size."""
     rate = max(FLOOR_RATE, len(d.branches) / RUSH_INTERVAL_S)
     count = max(len(RUSH), int(rate * seconds))
     counter = d.url("counter")
     out: list[dict[str, Any]] = []
     for i in range(count):
         branch = d.branches[i % len(d.branches)]
-        step = RUSH[(i // len(d.branches)) % len(RUSH)]
+        turn = i // len(d.branches) + i % len(d.branches)
+        step = RUSH[turn % len(RUSH)]
         vip = {"base": counter, "token": d.counter_tokens[branch.id, "vip"]}
         if step == "ticket":
             spec = {"path": f"/api/v1/branches/{branch.id}/tickets", "body": {"category": "personal"}}
         elif step == "call":
-            counter_id = ("1", "2", "3")[(i // len(d.branches)) % 3]
+            counter_id = ("1", "2", "3")[turn % 3]
             spec = {"base": counter, "path": f"/api/v1/branches/{branch.id}/counters/{counter_id}/call-next",
                     "token": d.counter_tokens[branch.id, counter_id]}
         elif step == "alert":
-            counter_id = branch.counters[(i // len(d.branches)) % len(branch.counters)].id
+            counter_id = branch.counters[turn % len(branch.counters)].id
             spec = d.alert(branch.id, counter_id) | {"base": counter}
         elif step == "pause":
             spec = {"path": f"/api/v1/branches/{branch.id}/counters/vip/pause", **vip,
@@ -199,7 +201,7 @@ def rush(d: Driver, seconds: float) -> list[dict[str, Any]]:
 
 
 def profile(d: Driver, seconds: float) -> list[tuple[str, Path, subprocess.Popen[bytes]]]:
-    """Start py-spy on every web worker process of the stack for `seconds`; return (service, output, process)."""
+    """Start py-spy on every process of the stack but Redis for `seconds`; return (name, output, process)."""
     from services.ops.stack import descendants
 
     out = Path(PROFILE_DIR or ".")
@@ -207,9 +209,12 @@ def profile(d: Driver, seconds: float) -> list[tuple[str, Path, subprocess.Popen
     spy = Path(sys.executable).with_name("py-spy")
     spies = []
     for child in d.stack.children:
-        if not child.name.endswith("-web") or not child.process:
+        if not child.process:
             continue
-        for pid in descendants(child.process.pid):
+        # A web service's worker processes (not its master); a worker process itself and what it forked.
+        pids = descendants(child.process.pid) if child.name.endswith("-web") else [
+            child.process.pid, *descendants(child.process.pid)]
+        for pid in pids:
             target = out / f"{child.name}-{pid}.txt"
             spies.append((child.name, target, subprocess.Popen(
                 [str(spy), "record", "--nonblocking", "--format", "raw", "--duration", str(int(seconds)),

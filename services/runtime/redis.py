@@ -19,7 +19,7 @@ STREAM_TIMEOUT_S = 25.0
 # (services/web/hub.py), so its pool only carries requests, each a few round trips long: past this many at
 # once, a request waits up to COMMAND_TIMEOUT_S for a connection to come free. So each process holds a bounded
 # number of connections, however many clients it serves.
-MAX_CONNECTIONS = 32
+MAX_CONNECTIONS = 16
 # What a client is for: plain commands (str replies), blocking stream reads (str replies, a socket that waits
 # longer than a read blocks), or RQ (bytes replies).
 PLAIN, STREAM, RQ = "plain", "stream", "rq"
