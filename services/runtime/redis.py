@@ -31,9 +31,14 @@ _KINDS = {PLAIN: (True, COMMAND_TIMEOUT_S), STREAM: (True, STREAM_TIMEOUT_S), RQ
 _name: list[str] = []
 
 
+def process_label(role: str) -> str:
+    """Name this process after its role, host and pid: <role>/<host>/<pid>."""
+    return f"{role}/{socket.gethostname()}/{os.getpid()}"
+
+
 def name_process(role: str) -> str:
     """Name this process's Redis connections from now on after its role (kiosk-web, pager-worker...)."""
-    _name[:] = [f"lobby/{role}/{socket.gethostname()}/{os.getpid()}"]
+    _name[:] = [f"lobby/{process_label(role)}"]
     client.cache_clear()
     return _name[0]
 

@@ -20,8 +20,8 @@ it reconnects from its last id and loses nothing (the stream still has it).
 Revocation travels in order with the events. `auth.revoke` deletes the token and appends its id to
 `keys.REVOCATIONS` in one transaction; every reader reads that stream in the same XREAD as its others, and
 handles the revocations of a batch before its events. An event written after the revocation is read with it or
-after it, so it is never sent to the revoked client. A client also checks its token once it has joined (a
-revocation before that is not read for it), and the hub checks every client's token once every KEEPALIVE_S.
+after it, so it is never sent to the revoked client. The hub also checks a client's token once it has joined (a
+revocation before that is not read for it), and the hub checks every client's token once every CHECK_S.
 
 The hub uses `threading`: under gunicorn's gevent worker (services/web/serving.py) those are greenlets.
 """
@@ -32,9 +32,7 @@ import collections
 import contextlib
 import json
 import logging
-import os
 import secrets
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +43,7 @@ import redis
 
 from services.domain import keys
 from services.domain.feeds import dumps
+from services.runtime import redis as clients
 
 log = logging.getLogger("lobby.streams")
 
@@ -59,6 +58,8 @@ BLOCK_MS = 10_000
 # after clients came or went it says so.
 CHECK_S = 10.0
 REPORT_S = 1.0
+# What a process said it holds counts this long; a process that said nothing since is gone.
+STALE_S = 3 * CHECK_S
 # After a Redis failure, a reader waits this long before reading again.
 RETRY_S = 1.0
 # Why a client's stream ends.
@@ -285,6 +286,12 @@ class Hub:
             waking = [reader for reader in wake if reader.needs_waking()]
         if waking:
             self._wake(waking)
+        # Joined: a revocation from now on reaches the follower through its reader; one before is seen here, and
+        # the follower is sent nothing, its replay included.
+        if token_key is not None and not self.redis.exists(token_key):
+            follower.replay.clear()
+            self.leave(follower)
+            follower.end(REVOKED)
         return follower
 
     def _wake(self, readers: list[Reader]) -> None:
@@ -355,11 +362,12 @@ class Hub:
                 if self.changed or now - reported >= CHECK_S:
                     self.changed, reported = False, now
                     publish(self.redis, self.process, self.report())
+                    forget_quiet(self.redis)
             except redis.RedisError as exc:
                 log.warning("hub: redis failed: %s", exc)
 
     def check_tokens(self) -> None:
-        """End the clients whose token no longer exists (a revocation whose entry was not read, an expiry)."""
+        """End the clients whose token no longer exists, however it went."""
         with self.lock:
             by_token: dict[str, list[Follower]] = {}
             for follower in self.followers:
@@ -390,7 +398,7 @@ class Hub:
 
 def process_name(service: str) -> str:
     """Name this process in `keys.WEB_PROCESSES`: service, host and pid."""
-    return f"{service}/{socket.gethostname()}/{os.getpid()}"
+    return clients.process_label(service)
 
 
 def publish(r: redis.Redis, process: str, report: dict[str, Any]) -> None:
@@ -398,22 +406,23 @@ def publish(r: redis.Redis, process: str, report: dict[str, Any]) -> None:
     r.hset(keys.WEB_PROCESSES, process, dumps(report | {"at": int(time.time())}))
 
 
-def holding(r: redis.Redis, now_s: float | None = None) -> dict[str, dict[str, Any]]:
-    """Return what each live web process said it holds, by process; forget the processes gone quiet."""
-    now_s = time.time() if now_s is None else now_s
-    live, stale = {}, []
-    for name, raw in r.hgetall(keys.WEB_PROCESSES).items():
-        report = json.loads(raw)
-        if now_s - report.get("at", 0) > STALE_S:
-            stale.append(name)
-        else:
-            live[name] = report
-    if stale:
-        r.hdel(keys.WEB_PROCESSES, *stale)
-    return live
+def _said(r: redis.Redis) -> dict[str, tuple[dict[str, Any], bool]]:
+    """Return what each web process said it holds, and whether it said so within STALE_S."""
+    now_s = time.time()
+    return {name: (report, now_s - report.get("at", 0) <= STALE_S)
+            for name, report in ((n, json.loads(raw)) for n, raw in r.hgetall(keys.WEB_PROCESSES).items())}
 
 
-STALE_S = 3 * CHECK_S
+def holding(r: redis.Redis) -> dict[str, dict[str, Any]]:
+    """Return what each live web process said it holds, by process (a process gone quiet is left out)."""
+    return {name: report for name, (report, live) in _said(r).items() if live}
+
+
+def forget_quiet(r: redis.Redis) -> None:
+    """Remove what the processes gone quiet (stopped, killed) last said."""
+    quiet = [name for name, (_, live) in _said(r).items() if not live]
+    if quiet:
+        r.hdel(keys.WEB_PROCESSES, *quiet)
 
 
 def by_service(r: redis.Redis) -> dict[str, dict[str, Any]]:

@@ -46,6 +46,11 @@ def frame(event_id: str, event: str, data: str) -> str:
     return f"id: {event_id}\nevent: {event}\ndata: {data}\n\n"
 
 
+def revoked(event_id: str) -> str:
+    """Return the last frame of a stream whose token was revoked."""
+    return frame(event_id, REVOKED, dumps({"reason": "token_revoked"}))
+
+
 def last_id(r: redis.Redis, stream_key: str) -> str:
     """Return the id of the newest entry, or 0-0 for an empty stream."""
     newest = r.xrevrange(stream_key, count=1)
@@ -112,7 +117,7 @@ def sse_response(
                 reason = {"reason": "ahead", "newest": newest}
         if position is None or reason is not None:
             # Read the cursor before the snapshot: whatever happens after it is replayed, nothing is lost.
-            position = last_id(r, stream_key)
+            position = last_id(r, stream_key) if cursor is None else newest
             if reason is not None:
                 yield frame(position, RESET, dumps(reason))
             if snapshot is not None:
@@ -120,17 +125,13 @@ def sse_response(
                 yield frame(position, event, dumps(data))
         follower = hub.follow({stream_key: position}, token_key, audience(stream_key))
         try:
-            # Joined: a revocation from now on reaches the follower; one before is seen here.
-            if token_key is not None and not r.exists(token_key):
-                yield frame(position, REVOKED, dumps({"reason": "token_revoked"}))
-                return
             while True:
                 entries = follower.receive(r, KEEPALIVE_S)
                 for entry in entries:
                     if accept is None or accept(entry.type, json.loads(entry.data)):
                         yield frame(entry.id, entry.type, entry.data)
                 if follower.ended == hubs.REVOKED:
-                    yield frame(follower.positions[stream_key], REVOKED, dumps({"reason": "token_revoked"}))
+                    yield revoked(follower.positions[stream_key])
                     return
                 if follower.ended is not None:
                     log.info("stream %s ended: %s", stream_key, follower.ended)
@@ -165,11 +166,13 @@ def views_response(
         # Joined before the first look: whatever changes after it wakes the next one.
         follower = hub.follow({key: last_id(r, key) for key in stream_keys}, token_key, event)
         try:
-            if token_key is not None and not r.exists(token_key):
-                yield frame(f"{SYSTEM.now_ms()}-0", REVOKED, dumps({"reason": "token_revoked"}))
-                return
             shown, quiet_since = None, SYSTEM.now_ms()
             while True:
+                if follower.ended == hubs.REVOKED:
+                    yield revoked(f"{SYSTEM.now_ms()}-0")
+                    return
+                if follower.ended is not None:
+                    return
                 data = dumps(view())
                 now_ms = SYSTEM.now_ms()
                 if data != shown:
@@ -179,11 +182,6 @@ def views_response(
                     quiet_since = now_ms
                     yield ": keepalive\n\n"
                 follower.receive(r, refresh_s)
-                if follower.ended == hubs.REVOKED:
-                    yield frame(f"{SYSTEM.now_ms()}-0", REVOKED, dumps({"reason": "token_revoked"}))
-                    return
-                if follower.ended is not None:
-                    return
         finally:
             hub.leave(follower)
 
