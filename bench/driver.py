@@ -16,7 +16,7 @@ import redis
 import requests
 
 from bench import clients
-from bench.machine import cpu_s, rss_kib
+from bench.machine import cpu_s, pss_kib, rss_kib
 from bench.plan import BRANCH_ID, ESCALATE_BRANCH, REPEAT_BRANCH, Plan
 from services.domain.branch import Branch, load_branches
 from services.ops.redis_server import free_port
@@ -188,14 +188,19 @@ class Driver:
 
     def rss(self) -> dict[str, int]:
         """Return the resident memory (KiB) of each child of the stack, and of Redis."""
-        out = {c.name: rss_kib(c.process.pid) for c in self.stack.children if c.process}
-        if self.stack.redis and self.stack.redis.process:
-            out["redis"] = rss_kib(self.stack.redis.process.pid)
-        return out
+        return self.each(rss_kib)
+
+    def pss(self) -> dict[str, int]:
+        """Return the proportional memory (KiB) of each child of the stack, and of Redis (machine.pss_kib)."""
+        return self.each(pss_kib)
 
     def cpu(self) -> dict[str, float]:
         """Return the CPU seconds used so far by each child of the stack, and by Redis."""
-        out = {c.name: cpu_s(c.process.pid) for c in self.stack.children if c.process}
+        return self.each(cpu_s)
+
+    def each(self, read: Callable[[int], Any]) -> dict[str, Any]:
+        """Return a figure of each child of the stack (its process tree), and of Redis."""
+        out = {c.name: read(c.process.pid) for c in self.stack.children if c.process}
         if self.stack.redis and self.stack.redis.process:
-            out["redis"] = cpu_s(self.stack.redis.process.pid)
+            out["redis"] = read(self.stack.redis.process.pid)
         return out

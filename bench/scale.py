@@ -24,7 +24,6 @@ import redis
 
 from bench.driver import Driver
 from bench.figures import stats_ms
-from bench.machine import cpu_s, pss_kib
 from bench.plan import Plan, branches_toml
 from services.domain.stats import percentile
 from services.ops.redis_server import free_port
@@ -96,15 +95,15 @@ def _measure(d: Driver, plan: Plan, branches: int, profiled: bool) -> dict[str, 
     connected_rss, live = d.rss(), hub.by_service(r)
     connections_connected = clients.connections(r)
     flow = rush(d, plan.b9_seconds)
-    rate = max(FLOOR_RATE, branches / RUSH_INTERVAL_S)
-    cpu_before = _cpu(d)
+    rate = rush_rate(branches)
+    cpu_before = d.cpu()
     spies = profile(d, plan.b9_seconds) if profiled else []
     answer = d.press(d.url("kiosk"), flow, rate, concurrency=32)
-    profiled = read_profiles(spies)
+    hottest = read_profiles(spies)
     d.settle()
     time.sleep(1.0)
-    cpu_used = sum(_cpu(d).values()) - sum(cpu_before.values())
-    busy_rss, busy_pss, connections_busy = d.rss(), _pss(d), clients.connections(r)
+    cpu_used = sum(d.cpu().values()) - sum(cpu_before.values())
+    busy_rss, busy_pss, connections_busy = d.rss(), d.pss(), clients.connections(r)
     heard = d.stop_listening(stop, queue, running)
     r.close()
     delivery = [v for part in heard for values in part["delivery"].values() for v in values]
@@ -148,32 +147,21 @@ def _measure(d: Driver, plan: Plan, branches: int, profiled: bool) -> dict[str, 
         "live": live,
         "redis_connections": {"connected": connections_connected, "busy": connections_busy,
                               "total_busy": sum(connections_busy.values())},
-        "profile": profiled,
+        "profile": hottest,
         "cpu_s": round(cpu_used, 2),
         "cpu_ms_per_delivered_event": round(cpu_used * 1000 / delivered, 3) if delivered else None,
     }
 
 
-def _cpu(d: Driver) -> dict[str, float]:
-    return _each(d, cpu_s)
-
-
-def _pss(d: Driver) -> dict[str, int]:
-    return _each(d, pss_kib)
-
-
-def _each(d: Driver, read: Callable[[int], Any]) -> dict[str, Any]:
-    """Return a figure of each child of the stack (its process tree), and of Redis."""
-    out = {c.name: read(c.process.pid) for c in d.stack.children if c.process}
-    if d.stack.redis and d.stack.redis.process:
-        out["redis"] = read(d.stack.redis.process.pid)
-    return out
+def rush_rate(branches: int) -> float:
+    """Return the rush hour's actions a second over this many branches."""
+    return max(FLOOR_RATE, branches / RUSH_INTERVAL_S)
 
 
 def rush(d: Driver, seconds: float) -> list[dict[str, Any]]:
     """Build the rush hour: every branch's actions in RUSH order, branches interleaved, for `seconds`. Each
     branch starts at its own place in the round, so that every kind of action is in the flow at every size."""
-    rate = max(FLOOR_RATE, len(d.branches) / RUSH_INTERVAL_S)
+    rate = rush_rate(len(d.branches))
     count = max(len(RUSH), int(rate * seconds))
     counter = d.url("counter")
     out: list[dict[str, Any]] = []
