@@ -102,7 +102,7 @@ def remove_day(r: redis.Redis, branch: Branch, day: str) -> None:
 def day_keys(r: redis.Redis, branch: Branch, day: str) -> tuple[list[str], list[str]]:
     """Return what Redis holds of one day: the ids of the pages created on it, and the day's own keys (its
     tickets, lines, service times, pauses, calls and long waits paged)."""
-    # A page the index names and Redis no longer holds is taken too, so that its indexes are cleaned.
+    # Every page the index names, those Redis no longer holds among them: removing them cleans the indexes.
     page_ids = [i for i, _ in page_raws_of_day(r, branch, day, keys.pages_all(branch.id))]
     pipe = r.pipeline(transaction=False)
     for category in branch.categories:
