@@ -131,7 +131,7 @@ def render(status: dict[str, Any]) -> str:
     # Each web process reads each stream once for all its clients: connections follow streams and processes.
     out.append("LIVE       PROCESSES  CLIENTS  STREAMS  READERS")
     if not status["live"]:
-        out.append("  none: no web process is serving")
+        out.append("  none: no web process has served a live stream since it started")
     for live in status["live"]:
         where = f"  {live['redis']}" if "redis" in live else ""
         out.append(f"{live['service']:<10} {live['processes']:>9}  {live['clients']:>7}  {live['streams']:>7}  "

@@ -113,7 +113,8 @@ class LobbyCollector(Collector):
                 audiences[audience] += count
             for role, count in clients.connections(r).items():
                 connections[role] += count
-        yield GaugeMetricFamily("lobby_web_processes", "Web processes of this service serving (all hosts)",
+        yield GaugeMetricFamily("lobby_web_processes", "Web processes of this service that have served a live "
+                                "stream since they started (all hosts)",
                                 value=live["processes"])
         family = GaugeMetricFamily("lobby_live_clients", "Open Server-Sent Events clients of this service (all its "
                                    "processes), by audience (screen, terminal, device, floor)", labels=["audience"])
